@@ -1,0 +1,31 @@
+"""berth: a container engine for Linux, usable as a command and as a Python library.
+
+    import berth
+    engine = berth.Engine()
+    print(engine.containers.run("busybox", ["echo", "hi"]))
+
+The package imports lazily so the ``berth`` command starts fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["BerthError", "Engine", "__version__"]
+
+if TYPE_CHECKING:
+    from berth.engine import Engine
+    from berth.errors import BerthError
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Engine":
+        from berth.engine import Engine
+
+        return Engine
+    if name == "BerthError":
+        from berth.errors import BerthError
+
+        return BerthError
+    raise AttributeError(f"module 'berth' has no attribute {name!r}")

@@ -1,0 +1,219 @@
+"""The ``berth`` command tree: every command, its flags, and the handler that runs it.
+
+Docker's names and flags, so ``alias docker=berth`` works. Handlers are named as strings and
+imported only when their command runs.
+"""
+
+from __future__ import annotations
+
+from berth.cli.flags import GLOBAL_FLAGS, Command, Flag, Group
+
+FORMAT_HELP = (
+    "Format output using a custom template:\n"
+    "'table':            Print output in table format with column headers (default)\n"
+    "'table TEMPLATE':   Print output in table format using the given Go template\n"
+    "'json':             Print in JSON format\n"
+    "'TEMPLATE':         Print output using the given Go template."
+)
+INSPECT_FORMAT_HELP = (
+    "Format output using a custom template:\n"
+    "'json':             Print in JSON format\n"
+    "'TEMPLATE':         Print output using the given Go template."
+)
+
+# ---------------------------------------------------------------------------------- images
+
+IMAGE_LS = Command(
+    "ls",
+    aliases=("list",),
+    summary="List images",
+    usage="[OPTIONS] [REPOSITORY[:TAG]]",
+    flags=[
+        Flag("all", "a", bool, help="Show all images (default hides intermediate images)"),
+        Flag("digests", None, bool, help="Show digests"),
+        Flag("filter", "f", "filter", help="Filter output based on conditions provided"),
+        Flag("format", None, str, help=FORMAT_HELP),
+        Flag("no-trunc", None, bool, help="Don't truncate output"),
+        Flag("quiet", "q", bool, help="Only show image IDs"),
+    ],
+    args=(0, 1),
+    handler="berth.cli.images:ls",
+)
+IMAGE_INSPECT = Command(
+    "inspect",
+    summary="Display detailed information on one or more images",
+    usage="[OPTIONS] IMAGE [IMAGE...]",
+    flags=[Flag("format", "f", str, help=INSPECT_FORMAT_HELP)],
+    args=(1, None),
+    handler="berth.cli.images:inspect",
+)
+IMAGE_HISTORY = Command(
+    "history",
+    summary="Show the history of an image",
+    usage="[OPTIONS] IMAGE",
+    flags=[
+        Flag("format", None, str, help=FORMAT_HELP),
+        Flag(
+            "human", "H", bool, default=True, help="Print sizes and dates in human readable format"
+        ),
+        Flag("no-trunc", None, bool, help="Don't truncate output"),
+        Flag("quiet", "q", bool, help="Only show image IDs"),
+    ],
+    args=(1, 1),
+    handler="berth.cli.images:history",
+)
+IMAGE_TAG = Command(
+    "tag",
+    summary="Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
+    usage="SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+    args=(2, 2),
+    handler="berth.cli.images:tag",
+)
+IMAGE_RM = Command(
+    "rm",
+    aliases=("remove",),
+    summary="Remove one or more images",
+    usage="[OPTIONS] IMAGE [IMAGE...]",
+    flags=[
+        Flag("force", "f", bool, help="Force removal of the image"),
+        Flag("no-prune", None, bool, help="Do not delete untagged parents"),
+    ],
+    args=(1, None),
+    handler="berth.cli.images:rm",
+)
+IMAGE_PRUNE = Command(
+    "prune",
+    summary="Remove unused images",
+    usage="[OPTIONS]",
+    flags=[
+        Flag("all", "a", bool, help="Remove all unused images, not just dangling ones"),
+        Flag("filter", None, "filter", help='Provide filter values (e.g. "until=<timestamp>")'),
+        Flag("force", "f", bool, help="Do not prompt for confirmation"),
+    ],
+    args=(0, 0),
+    handler="berth.cli.images:prune",
+)
+IMAGE_IMPORT = Command(
+    "import",
+    summary="Import the contents from a tarball to create a filesystem image",
+    usage="[OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
+    flags=[
+        Flag("change", "c", list, help="Apply Dockerfile instruction to the created image"),
+        Flag("message", "m", str, help="Set commit message for imported image"),
+        Flag("platform", None, str, help="Set platform if server is multi-platform capable"),
+    ],
+    args=(1, 2),
+    handler="berth.cli.images:import_",
+)
+IMAGE_SAVE = Command(
+    "save",
+    summary="Save one or more images to a tar archive (streamed to STDOUT by default)",
+    usage="[OPTIONS] IMAGE [IMAGE...]",
+    flags=[
+        Flag("output", "o", str, help="Write to a file, instead of STDOUT"),
+        Flag(
+            "format",
+            None,
+            str,
+            default="docker-archive",
+            help='Archive format: "docker-archive" (default) or "oci-archive"',
+        ),
+    ],
+    args=(1, None),
+    handler="berth.cli.images:save",
+)
+IMAGE_LOAD = Command(
+    "load",
+    summary="Load an image from a tar archive or STDIN",
+    usage="[OPTIONS]",
+    flags=[
+        Flag("input", "i", str, help="Read from tar archive file, instead of STDIN"),
+        Flag("quiet", "q", bool, help="Suppress the load output"),
+    ],
+    args=(0, 0),
+    handler="berth.cli.images:load",
+)
+IMAGE_BOOTSTRAP = Command(
+    "bootstrap",
+    summary="Make a base image on this host (busybox, debian[:suite])",
+    usage="[OPTIONS] busybox|debian[:SUITE]",
+    description=(
+        "Make a base image locally, where Docker Hub is out of reach: busybox from Debian's\n"
+        "busybox-static, or Debian (minbase) with debootstrap, as the official images are made."
+    ),
+    flags=[
+        Flag("tag", "t", str, help="Name the image (default: the name given)"),
+        Flag("mirror", None, str, help="Debian mirror for debootstrap"),
+        Flag("quiet", "q", bool, help="Only print the image ID"),
+    ],
+    args=(1, 1),
+    handler="berth.cli.images:bootstrap",
+)
+
+IMAGE = Group(
+    "image",
+    summary="Manage images",
+    commands=[
+        IMAGE_BOOTSTRAP,
+        IMAGE_HISTORY,
+        IMAGE_IMPORT,
+        IMAGE_INSPECT,
+        IMAGE_LOAD,
+        IMAGE_LS,
+        IMAGE_PRUNE,
+        IMAGE_RM,
+        IMAGE_SAVE,
+        IMAGE_TAG,
+    ],
+)
+
+# ---------------------------------------------------------------------------------- system
+
+SYSTEM_DF = Command(
+    "df",
+    summary="Show berth disk usage",
+    usage="[OPTIONS]",
+    flags=[
+        Flag("format", None, str, help=FORMAT_HELP),
+        Flag("verbose", "v", bool, help="Show detailed information on space usage"),
+    ],
+    args=(0, 0),
+    handler="berth.cli.system:df",
+)
+SYSTEM_CHECK = Command(
+    "check",
+    summary="Check the store for damage and leftovers of interrupted commands",
+    usage="[OPTIONS]",
+    flags=[Flag("repair", None, bool, help="Remove leftovers (temp files, orphaned layers)")],
+    args=(0, 0),
+    handler="berth.cli.system:check",
+)
+SYSTEM = Group("system", summary="Manage berth", commands=[SYSTEM_CHECK, SYSTEM_DF])
+
+VERSION = Command(
+    "version",
+    summary="Show the berth version information",
+    usage="[OPTIONS]",
+    flags=[Flag("format", "f", str, help=INSPECT_FORMAT_HELP)],
+    args=(0, 0),
+    handler="berth.cli.system:version",
+    top=9,
+)
+
+ROOT = Group(
+    "berth",
+    summary="A container engine for Linux: build, store, run, push and pull OCI images",
+    flags=GLOBAL_FLAGS,
+    commands=[
+        IMAGE,
+        SYSTEM,
+        IMAGE_LS.shortcut("images", top=5),
+        IMAGE_RM.shortcut("rmi"),
+        IMAGE_TAG.shortcut("tag"),
+        IMAGE_HISTORY.shortcut("history"),
+        IMAGE_IMPORT.shortcut("import"),
+        IMAGE_SAVE.shortcut("save"),
+        IMAGE_LOAD.shortcut("load"),
+        VERSION,
+    ],
+)

@@ -1,0 +1,81 @@
+"""``berth``: parse the command line, run the command, map errors to exit codes.
+
+Nothing is imported here beyond the flag parser and the command table; each command's module
+is imported only when that command runs, so ``berth run`` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from berth.cli.commands import ROOT
+from berth.cli.flags import parse_command_line, run_handler
+from berth.errors import BerthError
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    command: tuple[str, ...] = ()
+    debug = False
+    try:
+        invocation = parse_command_line(ROOT, args)
+        command = invocation.command_path
+        debug = bool(invocation.globals.get("debug"))
+        root = invocation.globals.get("root")
+        if invocation.is_global_set("root") or os.environ.get("BERTH_ROOT"):
+            os.environ["BERTH_ROOT"] = str(root)
+        if invocation.globals.get("version") and not command:
+            from berth import __version__
+
+            sys.stdout.write(f"berth version {__version__}\n")
+            return 0
+        return run_handler(invocation)
+    except BerthError as error:
+        from berth.cli.exitcodes import exit_code_for
+
+        _report(str(error), prefix=not _is_usage(error))
+        return exit_code_for(error, command)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+    except Exception as error:  # a bug: say so in one line, traceback only with --debug
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        _report(
+            f"internal error: {type(error).__name__}: {error} "
+            "(this is a bug in berth; run again with --debug for details and report it)"
+        )
+        return 1
+
+
+def _is_usage(error: BerthError) -> bool:
+    from berth.errors import UsageError
+
+    return isinstance(error, UsageError)
+
+
+def _report(message: str, *, prefix: bool = True) -> None:
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        _silence_stdout()
+    sys.stderr.write(f"Error: {message}\n" if prefix else f"{message}\n")
+    sys.stderr.flush()
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, make the interpreter's final flush of stdout harmless."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""``berth.Engine``: the one object every front end goes through.
+
+Shaped like docker-py's high-level client, so Python users feel at home::
+
+    engine = berth.Engine()                 # the store at /var/lib/berth (or $BERTH_ROOT)
+    engine.images.list()
+    engine.images.get("busybox").attrs["Config"]["Cmd"]
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from berth.store.paths import StorePaths
+
+if TYPE_CHECKING:
+    from berth.engine.images import ImageCollection
+    from berth.engine.system import SystemService
+    from berth.store.store import Store
+
+
+class Engine:
+    def __init__(self, root: str | None = None) -> None:
+        self.paths = StorePaths.at(root)
+
+    @cached_property
+    def store(self) -> Store:
+        from berth.store.store import Store
+
+        return Store(self.paths)
+
+    @cached_property
+    def images(self) -> ImageCollection:
+        from berth.engine.images import ImageCollection
+
+        return ImageCollection(self)
+
+    @cached_property
+    def system(self) -> SystemService:
+        from berth.engine.system import SystemService
+
+        return SystemService(self)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Engine"]

@@ -1,0 +1,218 @@
+"""The store's SQLite database: one file, WAL mode, serialised writers.
+
+Every berth process opens its own connection. Readers never block; a writer takes the database
+lock up front (``BEGIN IMMEDIATE``), so two processes changing the store at once are serialised
+by SQLite rather than racing ("last writer wins" never happens). The schema is created on first
+open and migrated by ``PRAGMA user_version``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from berth.errors import StoreError, StoreLocked
+
+SCHEMA_VERSION = 1
+
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY,                -- config digest, "sha256:..."
+    manifest_digest TEXT NOT NULL,
+    manifest_media_type TEXT NOT NULL,
+    index_digest TEXT,                  -- the index it was chosen from, if any
+    created TEXT NOT NULL DEFAULT '',   -- config "created" (RFC 3339)
+    size INTEGER NOT NULL,              -- bytes of all its layers, unpacked
+    top_chain TEXT,                     -- chain id of its top layer, NULL if no layers
+    parent TEXT,                        -- image it was built from (docker's "Parent")
+    added REAL NOT NULL                 -- when it was stored (unix time)
+);
+CREATE TABLE IF NOT EXISTS tags (
+    name TEXT PRIMARY KEY,              -- "docker.io/library/busybox:latest"
+    repository TEXT NOT NULL,           -- "docker.io/library/busybox"
+    tag TEXT NOT NULL,
+    image_id TEXT NOT NULL REFERENCES images(id),
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tags_by_image ON tags(image_id);
+CREATE TABLE IF NOT EXISTS repo_digests (
+    repository TEXT NOT NULL,
+    digest TEXT NOT NULL,               -- manifest (or index) digest in that repository
+    image_id TEXT NOT NULL REFERENCES images(id),
+    PRIMARY KEY (repository, digest)
+);
+CREATE INDEX IF NOT EXISTS repo_digests_by_image ON repo_digests(image_id);
+CREATE TABLE IF NOT EXISTS layers (
+    chain_id TEXT PRIMARY KEY,
+    parent_chain TEXT,
+    diff_id TEXT NOT NULL,
+    size INTEGER NOT NULL,              -- bytes of file content, unpacked
+    link TEXT NOT NULL UNIQUE,          -- short name under l/ for overlay lowerdir options
+    added REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS image_layers (
+    image_id TEXT NOT NULL REFERENCES images(id),
+    position INTEGER NOT NULL,
+    chain_id TEXT NOT NULL REFERENCES layers(chain_id),
+    blob_digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    blob_size INTEGER NOT NULL,
+    PRIMARY KEY (image_id, position)
+);
+CREATE INDEX IF NOT EXISTS image_layers_by_chain ON image_layers(chain_id);
+CREATE TABLE IF NOT EXISTS image_blobs (
+    image_id TEXT NOT NULL REFERENCES images(id),
+    digest TEXT NOT NULL,
+    PRIMARY KEY (image_id, digest)
+);
+CREATE INDEX IF NOT EXISTS image_blobs_by_digest ON image_blobs(digest);
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    image_id TEXT NOT NULL,             -- not a foreign key: rmi -f may remove the image
+    image_ref TEXT NOT NULL DEFAULT '', -- what the user asked for ("busybox")
+    top_chain TEXT,                     -- keeps the image's layers alive
+    status TEXT NOT NULL DEFAULT 'created',
+    created REAL NOT NULL,
+    config TEXT NOT NULL DEFAULT '{}'   -- JSON: everything else about the container
+);
+CREATE INDEX IF NOT EXISTS containers_by_image ON containers(image_id);
+CREATE TABLE IF NOT EXISTS leases (
+    id TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    pid_start TEXT NOT NULL,            -- /proc/PID/stat start time: guards against pid reuse
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lease_resources (
+    lease_id TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,                 -- "blob" or "layer"
+    key TEXT NOT NULL,
+    PRIMARY KEY (lease_id, kind, key)
+);
+CREATE INDEX IF NOT EXISTS lease_resources_by_key ON lease_resources(kind, key);
+"""
+
+
+class Database:
+    """A connection to one store's database, usable from one thread at a time."""
+
+    def __init__(self, path: str, *, timeout: float = 60.0) -> None:
+        self.path = path
+        try:
+            self._conn = sqlite3.connect(
+                path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store database {path}: {exc}") from None
+        self._lock = threading.RLock()
+        self._conn.row_factory = sqlite3.Row
+        self._depth = 0
+        self._init()
+
+    def _init(self) -> None:
+        conn = self._conn
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == SCHEMA_VERSION:
+                conn.execute("PRAGMA foreign_keys=ON")
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            with self.write():
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"the store at {self.path} was written by a newer berth "
+                        f"(schema {version}, this berth knows {SCHEMA_VERSION})",
+                        hint="upgrade berth, or use another --root",
+                    )
+                if version < 1:
+                    for statement in _split_sql(_SCHEMA_V1):
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.OperationalError as exc:
+            raise _translate(exc, self.path) from None
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._conn
+                finally:
+                    self._depth -= 1
+                return
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise _translate(exc, self.path) from None
+            self._depth = 1
+            try:
+                yield self._conn
+            except BaseException:
+                self._depth = 0
+                self._conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self._conn.execute("ROLLBACK")
+                raise _translate(exc, self.path) from None
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot for several reads (``BEGIN DEFERRED``)."""
+        with self._lock:
+            if self._depth:
+                yield self._conn
+                return
+            self._conn.execute("BEGIN")
+            self._depth = 1
+            try:
+                yield self._conn
+            finally:
+                self._depth = 0
+                self._conn.execute("COMMIT")
+
+    def execute(
+        self, sql: str, params: tuple[object, ...] | dict[str, object] = ()
+    ) -> sqlite3.Cursor:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params)
+            except sqlite3.OperationalError as exc:
+                raise _translate(exc, self.path) from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _split_sql(script: str) -> list[str]:
+    statements = []
+    for chunk in script.split(";"):
+        lines = [line for line in chunk.splitlines() if line.strip()]
+        if lines:
+            statements.append("\n".join(lines))
+    return statements
+
+
+def _translate(exc: sqlite3.OperationalError, path: str) -> StoreError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return StoreLocked(
+            f"the store database {path} stayed locked by another berth process",
+            hint="wait for it to finish, or find it with `fuser " + path + "`",
+        )
+    if "disk is full" in text or "database or disk is full" in text:
+        from berth.errors import StorageFull
+
+        return StorageFull(f"no space left for the store database {path}")
+    if "readonly" in text:
+        return StoreError(f"the store database {path} is read-only", hint="run berth as root")
+    return StoreError(f"store database error in {path}: {text}")

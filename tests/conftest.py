@@ -1,0 +1,63 @@
+"""Fixtures every test can use: a store of its own, the berth command, a busybox image."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from berth.engine import Engine
+from tests.support.berthcli import BerthCLI
+
+
+def _tempdir(prefix: str) -> str:
+    return tempfile.mkdtemp(prefix=prefix, dir="/var/tmp")
+
+
+@pytest.fixture
+def store_root() -> Iterator[str]:
+    """A fresh, empty store root (a temp dir named berth-store-*), removed afterwards."""
+    root = _tempdir("berth-store-")
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def cli(store_root: str) -> BerthCLI:
+    return BerthCLI(store_root)
+
+
+@pytest.fixture
+def engine(store_root: str) -> Iterator[Engine]:
+    with Engine(store_root) as eng:
+        yield eng
+
+
+@pytest.fixture(scope="session")
+def busybox_archive() -> Iterator[str]:
+    """busybox:latest bootstrapped once per session and saved as a docker-archive."""
+    if os.geteuid() != 0:
+        raise RuntimeError("the busybox fixture needs root (bootstrap writes owners and modes)")
+    work = _tempdir("berth-session-")
+    try:
+        root = os.path.join(work, "store")
+        with Engine(root) as eng:
+            eng.images.bootstrap("busybox")
+            path = os.path.join(work, "busybox.tar")
+            with open(path, "wb") as out:
+                eng.images.save(["busybox"], out)
+        yield path
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def busybox(cli: BerthCLI, busybox_archive: str) -> str:
+    """The store has busybox:latest; returns its image ID."""
+    cli("load", "-i", busybox_archive)
+    return cli("image", "inspect", "-f", "{{.Id}}", "busybox").strip()
