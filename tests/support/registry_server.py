@@ -133,7 +133,7 @@ class ProcessServer:
     def start(self) -> ProcessServer:
         self.stderr_path = os.path.join(os.path.dirname(self.storage) or ".",
                                         f"berth-registry-{os.getpid()}-{time.monotonic_ns()}.log")
-        stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - kept for the process's life
+        stderr = open(self.stderr_path, "wb")
         self.process = subprocess.Popen(
             [PYTHON, "-m", "berth.registry.server", "serve", "--addr", "127.0.0.1:0",
              "--storage", self.storage, *self.args],
@@ -223,7 +223,7 @@ class DockerRegistry:
         config = os.path.join(self.workdir, "config.yml")
         with open(config, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
-        log = open(os.path.join(self.workdir, "registry.log"), "wb")  # noqa: SIM115
+        log = open(os.path.join(self.workdir, "registry.log"), "wb")
         self.process = subprocess.Popen([DOCKER_REGISTRY, "serve", config],
                                         stdout=log, stderr=log)
         log.close()

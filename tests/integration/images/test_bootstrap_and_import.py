@@ -20,7 +20,9 @@ def _layer_dir(engine: Engine, name: str) -> str:
     return engine.store.layers.diff_dir(stack[-1].chain_id)
 
 
-def test_bootstrap_busybox_has_a_shell_every_applet_and_users(cli: BerthCLI, store_root: str) -> None:
+def test_bootstrap_busybox_has_a_shell_every_applet_and_users(
+    cli: BerthCLI, store_root: str
+) -> None:
     out = cli("image", "bootstrap", "busybox")
     assert "busybox:latest" in out
     with Engine(store_root) as engine:

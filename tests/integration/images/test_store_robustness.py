@@ -78,7 +78,7 @@ def test_twenty_imports_and_removals_at_once_leave_a_consistent_store(
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         processes.append((args, process, data))
     for args, process, data in processes:
-        out, err = process.communicate(data, timeout=300)
+        _, err = process.communicate(data, timeout=300)
         assert process.returncode == 0, f"{args}: {err.decode()}"
     names = set(cli("images", "--format", "{{.Repository}}:{{.Tag}}").split())
     assert names == {f"new/{i}:1" for i in range(8)} | {"busybox:latest"}
