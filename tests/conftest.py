@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 
@@ -15,6 +16,19 @@ from tests.support.berthcli import BerthCLI
 
 def _tempdir(prefix: str) -> str:
     return tempfile.mkdtemp(prefix=prefix, dir="/var/tmp")
+
+
+def _dev_null_is_a_device() -> bool:
+    st = os.stat("/dev/null")
+    return stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) == 1 and os.minor(st.st_rdev) == 3
+
+
+@pytest.fixture(autouse=True)
+def _host_dev_null_stays_intact() -> Iterator[None]:
+    """Every test leaves the host's /dev/null a character device (a test once replaced it)."""
+    assert _dev_null_is_a_device(), "the host's /dev/null was already broken before this test"
+    yield
+    assert _dev_null_is_a_device(), "this test broke the host's /dev/null"
 
 
 @pytest.fixture

@@ -9,12 +9,14 @@ The package imports lazily so the ``berth`` command starts fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 __all__ = ["BerthError", "Engine", "__version__"]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from berth.engine import Engine
     from berth.errors import BerthError
 

@@ -3,7 +3,8 @@
 The whole tree, written out::
 
     BerthError
-    ├── UsageError                  a bad flag, argument or option value
+    ├── UsageError                  a bad flag, argument or option value (exit 125)
+    │   └── ArgumentError           wrong number of arguments, unknown command (exit 1)
     ├── InvalidArgument             a value berth cannot accept
     │   └── InvalidReference        an image reference that does not parse
     ├── NotFound
@@ -64,6 +65,10 @@ class BerthError(Exception):
 
 class UsageError(BerthError):
     """A flag, argument or option value the command does not accept."""
+
+
+class ArgumentError(UsageError):
+    """A wrong number of positional arguments or an unknown command (docker exits 1)."""
 
 
 class InvalidArgument(BerthError):

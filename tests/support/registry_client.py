@@ -142,28 +142,40 @@ class CuttingProxy:
             sink.shutdown(socket.SHUT_WR)
 
     def _downstream(self, upstream: socket.socket, client: socket.socket) -> None:
-        """Forward responses; cut the first big ones short."""
-        sent = 0
-        cutting: bool | None = None
+        """Forward one response (told to close the connection, so every request comes on a
+        connection of its own); cut it short if it is one of the first big ones."""
+        head = b""
         with contextlib.suppress(OSError):
-            while data := upstream.recv(65536):
-                if cutting is None and b"\r\n\r\n" in data:
-                    head = data.split(b"\r\n\r\n", 1)[0].lower()
-                    length = 0
-                    for line in head.split(b"\r\n"):
-                        if line.startswith(b"content-length:"):
-                            length = int(line.split(b":", 1)[1])
-                    with self._lock:
-                        cutting = length > self.after and self.cut_count < self.cuts
-                        if cutting:
-                            self.cut_count += 1
+            while b"\r\n\r\n" not in head:
+                data = upstream.recv(65536)
+                if not data:
+                    client.sendall(head)
+                    return
+                head += data
+            header, body = head.split(b"\r\n\r\n", 1)
+            length = 0
+            lines = [line for line in header.split(b"\r\n")
+                     if not line.lower().startswith(b"connection:")]
+            for line in lines:
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            with self._lock:
+                cutting = length > self.after and self.cut_count < self.cuts
                 if cutting:
-                    room = self.after - sent
-                    if len(data) >= room:
-                        client.sendall(data[:room])
-                        return
-                sent += len(data)
-                client.sendall(data)
+                    self.cut_count += 1
+            client.sendall(b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n")
+            sent = 0
+            while True:
+                if cutting and sent + len(body) >= self.after:
+                    client.sendall(body[: self.after - sent])
+                    return
+                client.sendall(body)
+                sent += len(body)
+                if length and sent >= length:
+                    return
+                body = upstream.recv(65536)
+                if not body:
+                    return
 
 
 # -- images put into a registry by hand, over the distribution API ---------------------------

@@ -6,6 +6,7 @@ imported only when their command runs.
 
 from __future__ import annotations
 
+from berth.cli.container_commands import CONTAINER, NETWORK, SHORTCUTS, VOLUME
 from berth.cli.flags import GLOBAL_FLAGS, Command, Flag, Group
 
 FORMAT_HELP = (
@@ -190,6 +191,151 @@ SYSTEM_CHECK = Command(
 )
 SYSTEM = Group("system", summary="Manage berth", commands=[SYSTEM_CHECK, SYSTEM_DF])
 
+# ---------------------------------------------------------------------------- distribution
+
+PULL = Command(
+    "pull",
+    summary="Download an image from a registry",
+    usage="[OPTIONS] NAME[:TAG|@DIGEST]",
+    flags=[
+        Flag("all-tags", "a", bool, help="Download all tagged images in the repository"),
+        Flag("platform", None, str, help="Set platform if server is multi-platform capable"),
+        Flag("quiet", "q", bool, help="Suppress verbose output"),
+    ],
+    args=(1, 1),
+    handler="berth.cli.distribution:pull",
+    top=6,
+)
+PUSH = Command(
+    "push",
+    summary="Upload an image to a registry",
+    usage="[OPTIONS] NAME[:TAG]",
+    flags=[
+        Flag("all-tags", "a", bool, help="Push all tags of an image to the repository"),
+        Flag("quiet", "q", bool, help="Suppress verbose output"),
+    ],
+    args=(1, 1),
+    handler="berth.cli.distribution:push",
+    top=7,
+)
+LOGIN = Command(
+    "login",
+    summary="Authenticate to a registry",
+    usage="[OPTIONS] [SERVER]",
+    flags=[
+        Flag("password", "p", str, help="Password"),
+        Flag("password-stdin", None, bool, help="Take the password from stdin"),
+        Flag("username", "u", str, help="Username"),
+    ],
+    args=(0, 1),
+    handler="berth.cli.distribution:login",
+    top=8,
+)
+LOGOUT = Command(
+    "logout",
+    summary="Log out from a registry",
+    usage="[SERVER]",
+    args=(0, 1),
+    handler="berth.cli.distribution:logout",
+)
+SEARCH = Command(
+    "search",
+    summary="Search Docker Hub for images",
+    usage="[OPTIONS] TERM",
+    flags=[
+        Flag("filter", "f", "filter", help="Filter output based on conditions provided"),
+        Flag("format", None, str, help="Pretty-print search using a Go template"),
+        Flag("limit", None, int, default=25, help="Max number of search results"),
+        Flag("no-trunc", None, bool, help="Don't truncate output"),
+    ],
+    args=(1, 1),
+    handler="berth.cli.distribution:search",
+)
+MANIFEST = Group(
+    "manifest",
+    summary="Manage image manifests and manifest lists",
+    commands=[
+        Command(
+            "inspect",
+            summary="Display an image manifest, or manifest list",
+            usage="[OPTIONS] [MANIFEST_LIST] MANIFEST",
+            flags=[
+                Flag("insecure", None, bool, help="Allow communication with an insecure registry"),
+                Flag(
+                    "verbose",
+                    "v",
+                    bool,
+                    help="Output additional info including layers and platform",
+                ),
+            ],
+            args=(1, 2),
+            handler="berth.cli.distribution:manifest_inspect",
+        )
+    ],
+)
+
+# -------------------------------------------------------------------------------- registry
+
+REGISTRY_SERVE = Command(
+    "serve",
+    summary="Serve an OCI registry (distribution spec v1.1) from a directory",
+    usage="[OPTIONS]",
+    flags=lambda: [
+        Flag(
+            "addr",
+            None,
+            str,
+            default="127.0.0.1:5000",
+            help="Address to listen on (binds 127.0.0.1 unless told otherwise)",
+        ),
+        Flag(
+            "storage",
+            None,
+            str,
+            default="/var/lib/berth/registry",
+            help="Directory that holds the registry's blobs, manifests and uploads",
+        ),
+        Flag("htpasswd", None, str, help="Require basic auth with this htpasswd (bcrypt) file"),
+        Flag("tls-cert", None, str, help="Serve HTTPS with this certificate (PEM)"),
+        Flag("tls-key", None, str, help="Private key of --tls-cert (PEM)"),
+        Flag("token", None, bool, help="Require bearer tokens (issued at /token by default)"),
+        Flag("token-realm", None, str, help="Token endpoint of another issuer"),
+        Flag(
+            "token-service",
+            None,
+            str,
+            default="berth-registry",
+            help="Service name in token requests",
+        ),
+        Flag("acl", None, str, help="JSON or YAML file of per-repository pull/push rights"),
+        Flag("read-only", None, bool, help="Refuse pushes and deletes"),
+        Flag("workers", None, int, default=1, help="Worker processes sharing the port"),
+        Flag("quiet", "q", bool, help="Do not log one line per request"),
+    ],
+    args=(0, 0),
+    handler="berth.cli.registry:serve",
+)
+REGISTRY_GC = Command(
+    "gc",
+    summary="Remove blobs no manifest references (safe while the registry serves)",
+    usage="[OPTIONS] STORAGE",
+    flags=[
+        Flag("dry-run", None, bool, help="Only report what would be removed"),
+        Flag(
+            "grace",
+            None,
+            int,
+            default=3600,
+            help="Keep content written less than this many seconds ago",
+        ),
+    ],
+    args=(1, 1),
+    handler="berth.cli.registry:gc",
+)
+REGISTRY = Group(
+    "registry", summary="Serve an OCI registry", commands=[REGISTRY_GC, REGISTRY_SERVE]
+)
+
 VERSION = Command(
     "version",
     summary="Show the berth version information",
@@ -205,9 +351,20 @@ ROOT = Group(
     summary="A container engine for Linux: build, store, run, push and pull OCI images",
     flags=GLOBAL_FLAGS,
     commands=[
+        CONTAINER,
         IMAGE,
+        MANIFEST,
+        NETWORK,
+        REGISTRY,
         SYSTEM,
+        VOLUME,
+        *SHORTCUTS,
         IMAGE_LS.shortcut("images", top=5),
+        PULL,
+        PUSH,
+        LOGIN,
+        LOGOUT,
+        SEARCH,
         IMAGE_RM.shortcut("rmi"),
         IMAGE_TAG.shortcut("tag"),
         IMAGE_HISTORY.shortcut("history"),

@@ -1,6 +1,6 @@
 """The one place that turns an error into an exit code, as the docker CLI chooses them.
 
-- flag and argument errors: 125 (docker's cobra setup gives 125 for every command)
+- flag errors: 125; a wrong number of arguments or an unknown command: 1 (as docker)
 - ``run`` and ``create``: 125 for engine errors, 126 when the command cannot be invoked,
   127 when it is not found; otherwise the container's own exit code
 - every other command: 1
@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from berth.errors import (
+    ArgumentError,
     BerthError,
     BuildStepFailed,
     CommandNotFound,
@@ -27,6 +28,8 @@ CONTAINER_STARTING_COMMANDS = frozenset({"run", "create", "start"})
 
 def exit_code_for(error: BerthError, command: tuple[str, ...]) -> int:
     """Exit code for ``error`` raised by ``command`` (e.g. ("container", "run"))."""
+    if isinstance(error, ArgumentError):
+        return GENERIC
     if isinstance(error, UsageError):
         return ENGINE_ERROR
     leaf = command[-1] if command else ""

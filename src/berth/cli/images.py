@@ -42,7 +42,7 @@ def _engine() -> Engine:
 
 
 def ls(inv: Invocation) -> int:
-    from berth.cli.filters import parse_filters
+    from berth.filters import parse_filters
 
     filters = parse_filters(inv.get_list("filter"))
     filters.validate(("dangling", "label", "before", "since", "reference", "until"))
@@ -65,7 +65,7 @@ def ls(inv: Invocation) -> int:
 
 
 def _image_rows(image: Image, no_trunc: bool) -> list[dict[str, Any]]:
-    from berth.cli.units import human_size, time_ago
+    from berth.units import human_size, time_ago
 
     created = image.created
     image_id = image.id if no_trunc else image.record.id.hex[:12]
@@ -126,7 +126,7 @@ def inspect(inv: Invocation) -> int:
 
 
 def history(inv: Invocation) -> int:
-    from berth.cli.units import human_size, time_ago
+    from berth.units import human_size, time_ago
 
     engine = _engine()
     rows_api = engine.images.history(inv.args[0])
@@ -183,8 +183,8 @@ def rm(inv: Invocation) -> int:
 
 
 def prune(inv: Invocation) -> int:
-    from berth.cli.filters import parse_filters
-    from berth.cli.units import human_size
+    from berth.filters import parse_filters
+    from berth.units import human_size
 
     filters = parse_filters(inv.get_list("filter"))
     filters.validate(("dangling", "label", "label!", "until"))
@@ -239,6 +239,11 @@ def save(inv: Invocation) -> int:
             raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
         engine.images.save(inv.args, sys.stdout.buffer, format=fmt)
         sys.stdout.buffer.flush()
+        return 0
+    if os.path.exists(output) and not os.path.isfile(output):
+        # a device, fifo or socket (e.g. /dev/stdout): write to it, never replace it
+        with open(output, "wb") as out:
+            engine.images.save(inv.args, out, format=fmt)
         return 0
     directory = os.path.dirname(os.path.abspath(output))
     temp = os.path.join(directory, f".{os.path.basename(output)}.berth-tmp-{os.getpid()}")

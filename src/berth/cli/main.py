@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 import sys
 
-from berth.cli.commands import ROOT
-from berth.cli.flags import parse_command_line, run_handler
-from berth.errors import BerthError
+from berth import trace
+
+trace.mark("python started")
+
+from berth.cli.commands import ROOT  # noqa: E402
+from berth.cli.flags import parse_command_line, run_handler  # noqa: E402
+from berth.errors import BerthError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     command: tuple[str, ...] = ()
     debug = False
     try:
+        trace.mark("command table imported")
         invocation = parse_command_line(ROOT, args)
+        trace.mark("command line parsed")
         command = invocation.command_path
         debug = bool(invocation.globals.get("debug"))
         root = invocation.globals.get("root")
@@ -30,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
 
             sys.stdout.write(f"berth version {__version__}\n")
             return 0
-        return run_handler(invocation)
+        code = run_handler(invocation)
+        trace.mark("command done")
+        return code
     except BerthError as error:
         from berth.cli.exitcodes import exit_code_for
 

@@ -31,5 +31,4 @@ def format_objects(objects: Sequence[Any], fmt: str) -> str:
 
     if not fmt or fmt == "json":
         return json.dumps(list(objects), indent=4) + "\n"
-    template = gotemplate.docker_format_source(fmt)
-    return "".join(gotemplate.render(template, obj) + "\n" for obj in objects)
+    return "".join(gotemplate.render(fmt, obj) + "\n" for obj in objects)

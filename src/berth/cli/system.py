@@ -19,7 +19,7 @@ DF_HEADERS = {
 
 
 def df(inv: Invocation) -> int:
-    from berth.cli.units import human_size
+    from berth.units import human_size
 
     rows = []
     for line in Engine().system.df():

@@ -4,7 +4,9 @@ Shaped like docker-py's high-level client, so Python users feel at home::
 
     engine = berth.Engine()                 # the store at /var/lib/berth (or $BERTH_ROOT)
     engine.images.list()
-    engine.images.get("busybox").attrs["Config"]["Cmd"]
+    engine.containers.run("busybox", ["echo", "hi"])      # b"hi\\n"
+    engine.volumes.create("data")
+    engine.networks.create("appnet")
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from typing import TYPE_CHECKING
 from berth.store.paths import StorePaths
 
 if TYPE_CHECKING:
+    from berth.engine.containers import ContainerCollection
     from berth.engine.images import ImageCollection
+    from berth.engine.networks import NetworkCollection
     from berth.engine.system import SystemService
+    from berth.engine.volumes import VolumeCollection
     from berth.store.store import Store
 
 
@@ -35,6 +40,24 @@ class Engine:
         from berth.engine.images import ImageCollection
 
         return ImageCollection(self)
+
+    @cached_property
+    def containers(self) -> ContainerCollection:
+        from berth.engine.containers import ContainerCollection
+
+        return ContainerCollection(self)
+
+    @cached_property
+    def networks(self) -> NetworkCollection:
+        from berth.engine.networks import NetworkCollection
+
+        return NetworkCollection(self)
+
+    @cached_property
+    def volumes(self) -> VolumeCollection:
+        from berth.engine.volumes import VolumeCollection
+
+        return VolumeCollection(self)
 
     @cached_property
     def system(self) -> SystemService:

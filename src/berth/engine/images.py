@@ -134,7 +134,7 @@ class ImageCollection:
                     return False
             return True
         if key == "until":
-            from berth.cli.units import parse_timestamp
+            from berth.units import parse_timestamp
 
             limit = min(parse_timestamp(v) for v in values) / 1e9
             return image.created.timestamp() < limit
@@ -400,12 +400,13 @@ def _only_references(image: Image, pattern: str) -> Image:
     tags = tuple(t for t in image.record.tags if _ref_matches(t, pattern))
     repos = {t.repository for t in tags}
     digests = tuple(d for d in image.record.repo_digests if d.partition("@")[0] in repos)
-    return Image(image.collection, dataclasses.replace(image.record, tags=tags,
-                                                       repo_digests=digests))
+    return Image(
+        image.collection, dataclasses.replace(image.record, tags=tags, repo_digests=digests)
+    )
 
 
 def _ref_matches(ref: ImageReference, pattern: str) -> bool:
-    from berth.cli.filters import path_match
+    from berth.filters import path_match
 
     if ":" not in pattern.rsplit("/", 1)[-1] and "@" not in pattern:
         try:
@@ -419,4 +420,3 @@ def _ref_matches(ref: ImageReference, pattern: str) -> bool:
 
 def _matches_reference(image: Image, pattern: str) -> bool:
     return any(_ref_matches(ref, pattern) for ref in image.record.tags)
-

@@ -1,20 +1,42 @@
 """berth.network: bridge networks, published ports, and name resolution between containers.
 
 The engine uses :class:`NetworkManager`; the supervisor hosts :class:`DnsServer` (made by
-``NetworkManager.dns_server()``). The rest of the package is reached through these.
+``NetworkManager.dns_server()``). The rest of the package is reached through these. Names are
+imported on first use, so ``berth run`` pays only for what it touches (the DNS server's asyncio
+stays out of the CLI).
 """
 
-from berth.network.dns import DnsServer
-from berth.network.manager import NetworkManager
-from berth.network.model import (
-    ContainerNetwork,
-    DnsSettings,
-    Endpoint,
-    EndpointRequest,
-    Network,
-    PortMapping,
-)
-from berth.network.ports import parse_publish, parse_publish_all, publish_all
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from berth.network.dns import DnsServer
+    from berth.network.manager import NetworkManager
+    from berth.network.model import (
+        ContainerNetwork,
+        DnsSettings,
+        Endpoint,
+        EndpointRequest,
+        Network,
+        PortMapping,
+    )
+    from berth.network.ports import parse_publish, parse_publish_all, publish_all
+
+_WHERE = {
+    "ContainerNetwork": "model",
+    "DnsServer": "dns",
+    "DnsSettings": "model",
+    "Endpoint": "model",
+    "EndpointRequest": "model",
+    "Network": "model",
+    "NetworkManager": "manager",
+    "PortMapping": "model",
+    "parse_publish": "ports",
+    "parse_publish_all": "ports",
+    "publish_all": "ports",
+}
 
 __all__ = [
     "ContainerNetwork",
@@ -29,3 +51,10 @@ __all__ = [
     "parse_publish_all",
     "publish_all",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'berth.network' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"berth.network.{module}"), name)

@@ -76,8 +76,25 @@ CREATE TABLE IF NOT EXISTS containers (
     top_chain TEXT,                     -- keeps the image's layers alive
     status TEXT NOT NULL DEFAULT 'created',
     created REAL NOT NULL,
-    config TEXT NOT NULL DEFAULT '{}'   -- JSON: everything else about the container
+    config TEXT NOT NULL DEFAULT '{}',  -- JSON: Docker's "Config"
+    host_config TEXT NOT NULL DEFAULT '{}',  -- JSON: Docker's "HostConfig"
+    state TEXT NOT NULL DEFAULT '{}',   -- JSON: Docker's "State"
+    extra TEXT NOT NULL DEFAULT '{}'    -- JSON: Path, Args, Mounts, RestartCount, ...
 );
+CREATE TABLE IF NOT EXISTS volumes (
+    name TEXT PRIMARY KEY,
+    driver TEXT NOT NULL DEFAULT 'local',
+    created REAL NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    options TEXT NOT NULL DEFAULT '{}',
+    anonymous INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS container_volumes (
+    container_id TEXT NOT NULL,
+    volume TEXT NOT NULL,
+    PRIMARY KEY (container_id, volume)
+);
+CREATE INDEX IF NOT EXISTS container_volumes_by_volume ON container_volumes(volume);
 CREATE INDEX IF NOT EXISTS containers_by_image ON containers(image_id);
 CREATE TABLE IF NOT EXISTS leases (
     id TEXT PRIMARY KEY,

@@ -9,7 +9,6 @@ and the image is recorded and tagged in one transaction.
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 

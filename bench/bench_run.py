@@ -1,0 +1,317 @@
+"""``berth run --rm --network none busybox true`` side by side with the peers, in one run
+(issue 3's numbers), and the cost of the default bridge against podman's (issue 6's).
+
+    .venv/bin/python bench/bench_run.py [--runs 30] [--trace-runs 15] [--no-bridge]
+
+1. Interleaved, fresh processes, ``--runs`` rounds (one warm-up round first):
+   - ``berth run --rm --network none busybox true`` (the virtual environment's console script,
+     a store of its own in a temp root with busybox bootstrapped);
+   - ``runc run`` and ``crun run`` of a bundle made from the same rootfs (berth's busybox
+     layer, copied out), with ``runc spec``'s config running ``true``: its namespaces include
+     a new, empty network namespace, which is what ``--network none`` gives; the same with the
+     network namespace left out ("host netns") is shown too;
+   - ``podman run --rm --network none busybox true`` (its own temp ``--root``/``--runroot``;
+     busybox loaded from a ``berth save`` archive of the same image);
+   - a bare ``unshare -mupin true``.
+   Prints medians, ratios berth/runc, berth/crun and berth/podman, and the targets (berth no
+   slower than runc; at most a fifth of podman).
+2. Where berth's time goes: ``--trace-runs`` more runs with ``BERTH_TRACE=1``
+   (``berth.trace``); the median of each checkpoint's delta, plus the interpreter's start (spawn
+   to the first checkpoint) and its exit (the last checkpoint to the parent's ``wait``).
+3. The default bridge: ``berth run --rm busybox true`` vs ``--network none`` (interleaved), and
+   podman's bridge vs its ``--network none``, podman running inside a network namespace of its
+   own (``nsenter``) so its bridge and rules never touch the host. Target: berth's extra cost at
+   most a quarter of podman's.
+
+Byte-code is compiled first and ``PYTHONDONTWRITEBYTECODE`` is unset for the measured
+processes, so the numbers are those of an installed berth. Needs root; leaves nothing behind
+(stores, mounts, cgroups, bridges, the netns; ``net.ipv4.ip_forward`` is put back).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "src"))
+sys.path.insert(0, HERE)
+
+from bench_runtime import CRUN, RUNC, ensure_hugetlb_v1, runc_spec  # noqa: E402
+
+VENV_BIN = os.path.dirname(sys.executable)
+BERTH = os.path.join(VENV_BIN, "berth")
+PODMAN = "/usr/bin/podman"
+ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "BERTH_TRACE")}
+CGROUP_V1 = "/sys/fs/cgroup"
+FORWARD = "/proc/sys/net/ipv4/ip_forward"
+
+
+class Setup:
+    """The temp dirs and commands of one benchmark run."""
+
+    def __init__(self, work: str) -> None:
+        self.work = work
+        self.store = os.path.join(work, "store")
+        self.env = {**ENV, "BERTH_ROOT": self.store}
+        self.bundle = os.path.join(work, "bundle")
+        self.bundle_hostnet = os.path.join(work, "bundle-hostnet")
+        self.podman_dir = os.path.join(work, "podman")
+        self.netns = os.path.join(work, "netns")
+        self.netns_made = False
+        self.bridge_used = False
+
+    def podman(self) -> list[str]:
+        return [PODMAN, "--root", f"{self.podman_dir}/root", "--runroot",
+                f"{self.podman_dir}/run", "--storage-driver", "overlay", "--events-backend", "none"]
+
+    def berth(self, *args: str) -> list[str]:
+        return [BERTH, *args]
+
+
+def quiet(cmd: list[str], env: dict[str, str] | None = None) -> None:
+    proc = subprocess.run(cmd, env=env or ENV, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-500:]}")
+
+
+def prepare(setup: Setup) -> None:
+    quiet([sys.executable, "-m", "compileall", "-q", os.path.join(REPO, "src", "berth")])
+    quiet(setup.berth("image", "bootstrap", "-q", "busybox"), setup.env)
+    rootfs = os.path.join(setup.bundle, "rootfs")
+    os.makedirs(rootfs)
+    for layer in busybox_layers(setup.store):  # bottom layer first
+        quiet(["cp", "-a", f"{layer}/.", rootfs])
+    spec = runc_spec(["true"])
+    with open(os.path.join(setup.bundle, "config.json"), "w") as f:
+        json.dump(spec, f)
+    os.makedirs(setup.bundle_hostnet)
+    spec["root"] = {"path": rootfs, "readonly": True}
+    linux = spec["linux"]
+    assert isinstance(linux, dict)
+    linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "network"]
+    with open(os.path.join(setup.bundle_hostnet, "config.json"), "w") as f:
+        json.dump(spec, f)
+    archive = os.path.join(setup.work, "busybox.tar")
+    quiet(setup.berth("save", "-o", archive, "busybox"), setup.env)
+    quiet([*setup.podman(), "load", "-q", "-i", archive])
+
+
+def busybox_layers(store: str) -> list[str]:
+    from berth.engine import Engine
+    from berth.store.rootfs import lower_dirs
+
+    with Engine(store) as engine:
+        image = engine.images.get("busybox")
+        lowers = lower_dirs(engine.store, image.record.top_chain)
+    return [os.path.realpath(path) for path in reversed(lowers)]
+
+
+def main_commands(setup: Setup) -> dict[str, list[str]]:
+    work = setup.work
+    return {
+        "berth run --rm --network none": setup.berth("run", "--rm", "--network", "none",
+                                                     "busybox", "true"),
+        "runc run": [RUNC, "--root", f"{work}/runc", "run", "--bundle", setup.bundle, "ID"],
+        "crun run": [CRUN, "--root", f"{work}/crun", "run", "--bundle", setup.bundle, "ID"],
+        "runc run (host netns)": [RUNC, "--root", f"{work}/runc", "run", "--bundle",
+                                  setup.bundle_hostnet, "ID"],
+        "crun run (host netns)": [CRUN, "--root", f"{work}/crun", "run", "--bundle",
+                                  setup.bundle_hostnet, "ID"],
+        "podman run --rm --network none": [*setup.podman(), "run", "--rm", "--network", "none",
+                                           "busybox", "true"],
+        "unshare -mupin true": ["unshare", "-mupin", "true"],
+    }
+
+
+def bridge_commands(setup: Setup) -> dict[str, list[str]]:
+    ns = ["nsenter", f"--net={setup.netns}"]
+    return {
+        "berth run --rm --network none": setup.berth("run", "--rm", "--network", "none",
+                                                     "busybox", "true"),
+        "berth run --rm (bridge)": setup.berth("run", "--rm", "busybox", "true"),
+        "podman --network none (own netns)": [*ns, *setup.podman(), "run", "--rm", "--network",
+                                              "none", "busybox", "true"],
+        "podman bridge (own netns)": [*ns, *setup.podman(), "run", "--rm", "busybox", "true"],
+    }
+
+
+def run_once(cmd: list[str], env: dict[str, str], round_id: int) -> float:
+    cmd = [f"bench-{round_id}" if part == "ID" else part for part in cmd]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): "
+                           f"{proc.stderr.decode(errors='replace')[-500:]}")
+    return elapsed
+
+
+def interleaved(setup: Setup, cmds: dict[str, list[str]], runs: int) -> dict[str, list[float]]:
+    """Each command once per round, the order rotated every round; round 0 warms up."""
+    samples: dict[str, list[float]] = {name: [] for name in cmds}
+    names = list(cmds)
+    for i in range(runs + 1):
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            env = setup.env if cmds[name][0] == BERTH else ENV
+            elapsed = run_once(cmds[name], env, i)
+            if i:
+                samples[name].append(elapsed)
+    return samples
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:7.1f} ms"
+
+
+def report(title: str, results: dict[str, list[float]]) -> dict[str, float]:
+    print(f"\n== {title}")
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    for name, values in results.items():
+        print(f"  {name:<36} median {ms(medians[name])}  (min {ms(min(values)).strip()}, "
+              f"n={len(values)})")
+    return medians
+
+
+def report_targets(medians: dict[str, float]) -> None:
+    berth = medians["berth run --rm --network none"]
+    print("\n== ratios (berth run --rm --network none busybox true)")
+    for peer, target in (("runc run", 1.0), ("crun run", None), ("runc run (host netns)", None),
+                         ("podman run --rm --network none", 0.2)):
+        ratio = berth / medians[peer]
+        goal = "" if target is None else (
+            f"  target <= {target:.2f}: {'met' if ratio <= target else 'NOT met'}")
+        print(f"  berth / {peer:<32} {ratio:5.2f}{goal}")
+
+
+def trace_phases(setup: Setup, runs: int) -> None:
+    """Median time of each ``BERTH_TRACE`` checkpoint over ``runs`` fresh runs."""
+    cmd = setup.berth("run", "--rm", "--network", "none", "busybox", "true")
+    env = {**setup.env, "BERTH_TRACE": "1"}
+    rows: dict[str, list[float]] = {}
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, check=True, text=True)
+        end = time.perf_counter()
+        walls.append(end - start)
+        marks = [(float(line.split()[1]), line.split("ms", 1)[1].strip())
+                 for line in proc.stderr.splitlines() if line.startswith("berth-trace ")]
+        previous = start
+        for i, (at, name) in enumerate(marks):
+            label = "interpreter start (spawn to 1st line)" if i == 0 else name
+            rows.setdefault(label, []).append(at - previous)
+            previous = at
+        rows.setdefault("interpreter exit (to parent's wait)", []).append(end - previous)
+    print(f"\n== where berth's time goes (BERTH_TRACE=1, median of {runs} fresh runs; "
+          f"each line: time since the previous checkpoint)")
+    total = 0.0
+    for name, values in rows.items():
+        median = statistics.median(values)
+        total += median
+        print(f"  {name:<40} {ms(median)}")
+    print(f"  {'(sum of medians)':<40} {ms(total)}")
+    print(f"  {'whole process, median':<40} {ms(statistics.median(walls))}")
+
+
+def report_bridge(results: dict[str, list[float]]) -> None:
+    medians = report("the default bridge vs --network none (interleaved)", results)
+    berth_extra = medians["berth run --rm (bridge)"] - medians["berth run --rm --network none"]
+    podman_extra = (medians["podman bridge (own netns)"]
+                    - medians["podman --network none (own netns)"])
+    print(f"  berth's bridge extra  {ms(berth_extra)}")
+    print(f"  podman's bridge extra {ms(podman_extra)}")
+    if podman_extra > 0:
+        ratio = berth_extra / podman_extra
+        print(f"  berth extra / podman extra {ratio:.2f}  target <= 0.25: "
+              f"{'met' if ratio <= 0.25 else 'NOT met'}")
+
+
+def cleanup(setup: Setup, forward: str) -> None:
+    from berth.store.paths import StorePaths
+
+    paths = StorePaths.at(setup.store)
+    if setup.bridge_used:
+        with contextlib.suppress(Exception):
+            from berth.network import NetworkManager
+            from berth.store.db import Database
+
+            db = Database(paths.db)
+            manager = NetworkManager(paths, db)
+            manager.reset()
+            manager.close()
+            db.close()
+    if os.path.isdir(setup.podman_dir):
+        subprocess.run([*setup.podman(), "rmi", "-af"], capture_output=True, check=False)
+        subprocess.run([*setup.podman(), "system", "reset", "-f"], capture_output=True,
+                       check=False)
+    if setup.netns_made:
+        subprocess.run(["umount", setup.netns], capture_output=True, check=False)
+    unmount_under(setup.work)
+    shutil.rmtree(paths.run_dir, ignore_errors=True)
+    parent = paths.host_name("berth")
+    for controller in os.listdir(CGROUP_V1):
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.join(CGROUP_V1, controller, parent))
+    shutil.rmtree(setup.work, ignore_errors=True)
+    with open(FORWARD) as f:
+        now = f.read().strip()
+    if now != forward:
+        with open(FORWARD, "w") as f:
+            f.write(forward)
+
+
+def unmount_under(directory: str) -> None:
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted((p for p in points if p.startswith(directory + "/")), reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--trace-runs", type=int, default=15)
+    parser.add_argument("--no-bridge", action="store_true")
+    options = parser.parse_args()
+    if os.geteuid() != 0:
+        print("run as root", file=sys.stderr)
+        return 1
+    ensure_hugetlb_v1()
+    with open(FORWARD) as f:
+        forward = f.read().strip()
+    setup = Setup(tempfile.mkdtemp(prefix="berth-bench-run-", dir="/var/tmp"))
+    try:
+        prepare(setup)
+        results = interleaved(setup, main_commands(setup), options.runs)
+        medians = report("one container running `true`, fresh process each (interleaved)",
+                         results)
+        report_targets(medians)
+        if options.trace_runs:
+            trace_phases(setup, options.trace_runs)
+        if not options.no_bridge:
+            with open(setup.netns, "w"):
+                pass
+            quiet(["unshare", f"--net={setup.netns}", "true"])
+            setup.netns_made = True
+            setup.bridge_used = True
+            report_bridge(interleaved(setup, bridge_commands(setup), options.runs))
+    finally:
+        cleanup(setup, forward)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The exec shim (see exec_shim.c) and the script that builds it (build.py)."""
