@@ -18,6 +18,14 @@ def _tempdir(prefix: str) -> str:
     return tempfile.mkdtemp(prefix=prefix, dir="/var/tmp")
 
 
+def release_store(root: str) -> None:
+    """Take away what a test store put on the host (supervisor, containers, bridges, rules,
+    cgroups), so the host is as it was before the test."""
+    if os.path.exists(os.path.join(root, "berth.db")):
+        with Engine(root) as engine:
+            engine.system.release_host()
+
+
 def _dev_null_is_a_device() -> bool:
     st = os.stat("/dev/null")
     return stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) == 1 and os.minor(st.st_rdev) == 3
@@ -38,6 +46,7 @@ def store_root() -> Iterator[str]:
     try:
         yield root
     finally:
+        release_store(root)
         shutil.rmtree(root, ignore_errors=True)
 
 

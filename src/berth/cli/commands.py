@@ -189,7 +189,15 @@ SYSTEM_CHECK = Command(
     args=(0, 0),
     handler="berth.cli.system:check",
 )
-SYSTEM = Group("system", summary="Manage berth", commands=[SYSTEM_CHECK, SYSTEM_DF])
+SYSTEM_RESET = Command(
+    "reset",
+    summary="Remove everything in the store and everything it has on the host",
+    usage="[OPTIONS]",
+    flags=[Flag("force", "f", bool, help="Do not prompt for confirmation")],
+    args=(0, 0),
+    handler="berth.cli.system:reset",
+)
+SYSTEM = Group("system", summary="Manage berth", commands=[SYSTEM_CHECK, SYSTEM_DF, SYSTEM_RESET])
 
 # ---------------------------------------------------------------------------- distribution
 

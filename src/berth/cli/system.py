@@ -86,3 +86,18 @@ def version(inv: Invocation) -> int:
         f"{__version__}\n"
     )
     return 0
+
+
+def reset(inv: Invocation) -> int:
+    engine = Engine()
+    if not inv.get_bool("force"):
+        sys.stdout.write(
+            f"WARNING! This will remove all containers, images, volumes, networks and build "
+            f"cache of the store at {engine.paths.root}, and what it has on the host.\n"
+            "Are you sure you want to continue? [y/N] "
+        )
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    engine.system.reset()
+    return 0

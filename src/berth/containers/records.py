@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from berth.errors import ContainerNotFound, NameInUse
 from berth.oci.digest import Digest
-from berth.store.store import Store
+from berth.values import Value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+    from typing import Any
+
+    from berth.store.store import Store
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 RUNNING_STATUSES = ("running", "paused", "restarting")
@@ -38,8 +42,20 @@ def initial_state() -> dict[str, Any]:
     }
 
 
-@dataclass(slots=True)
-class ContainerRecord:
+class ContainerRecord(Value):
+    __slots__ = (
+        "config",
+        "created",
+        "extra",
+        "host_config",
+        "id",
+        "image_id",
+        "image_ref",
+        "name",
+        "state",
+        "status",
+        "top_chain",
+    )
     id: str
     name: str
     image_id: str
@@ -47,10 +63,36 @@ class ContainerRecord:
     top_chain: Digest | None
     status: str
     created: float
-    config: dict[str, Any] = field(default_factory=dict)
-    host_config: dict[str, Any] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=initial_state)
-    extra: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any]
+    host_config: dict[str, Any]
+    state: dict[str, Any]
+    extra: dict[str, Any]
+
+    def __init__(
+        self,
+        id: str,
+        name: str,
+        image_id: str,
+        image_ref: str,
+        top_chain: Digest | None,
+        status: str,
+        created: float,
+        config: dict[str, Any] | None = None,
+        host_config: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.id = id
+        self.name = name
+        self.image_id = image_id
+        self.image_ref = image_ref
+        self.top_chain = top_chain
+        self.status = status
+        self.created = created
+        self.config = {} if config is None else config
+        self.host_config = {} if host_config is None else host_config
+        self.state = initial_state() if state is None else state
+        self.extra = {} if extra is None else extra
 
     @property
     def short_id(self) -> str:

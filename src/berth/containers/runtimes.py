@@ -137,8 +137,9 @@ class BerthRuntime:
             return False
         from berth.runtime.cgroups import manager_from_state
 
+        state = record.cgroup.get("state", record.cgroup)  # the runtime's adapter wraps it
         try:
-            return bool(manager_from_state(record.cgroup).oom_killed())
+            return bool(manager_from_state(state).oom_killed())
         except (OSError, BerthError):
             return False
 

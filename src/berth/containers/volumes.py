@@ -194,7 +194,7 @@ def seed_volume(volume_dir: str, image_dir: str) -> bool:
     try:
         if os.listdir(volume_dir):
             return False
-        source = os.stat(image_dir, follow_symlinks=False)
+        source = os.stat(image_dir)  # resolved by the caller (may be /proc/self/fd/N)
     except FileNotFoundError:
         return False
     if not stat.S_ISDIR(source.st_mode):

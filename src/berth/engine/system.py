@@ -53,3 +53,53 @@ class SystemService:
 
     def check(self, *, repair: bool = False) -> list[Finding]:
         return self.engine.store.check(repair=repair)
+
+    def release_host(self) -> None:
+        """Take everything this store has put on the host away: its supervisor, running
+        containers, mounts, bridges, firewall table, cgroup parent and runtime state dir.
+        The store's images, containers and volumes stay on disk."""
+        import contextlib
+        import shutil
+
+        from berth.errors import BerthError
+
+        paths = self.engine.paths
+        with contextlib.suppress(ImportError, BerthError, OSError):
+            from berth.monitor.client import SupervisorClient
+
+            if SupervisorClient.running(paths):
+                SupervisorClient.ensure(paths).shutdown()
+        containers = self.engine.containers
+        for container in containers.list(all=True):
+            if container.record.running:
+                with contextlib.suppress(BerthError, OSError):
+                    containers.stop(container, timeout=0, signal_name="KILL")
+            with contextlib.suppress(BerthError, OSError):
+                containers.launcher.finish(
+                    container.id,
+                    container.record.state.get("ExitCode", 0)
+                    if not container.record.running
+                    else 137,
+                )
+        with contextlib.suppress(BerthError, OSError):
+            self.engine.networks.manager.reset()
+        with contextlib.suppress(ImportError, BerthError, OSError):
+            from berth.runtime.cgroups import prune_parent
+
+            prune_parent(paths.host_name("berth"))
+        shutil.rmtree(paths.run_dir, ignore_errors=True)
+
+    def reset(self) -> None:
+        """``berth system reset``: release the host, then delete everything in the store."""
+        import os
+        import shutil
+
+        self.release_host()
+        root = self.engine.paths.root
+        self.engine.close()
+        for name in os.listdir(root):
+            path = os.path.join(root, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
