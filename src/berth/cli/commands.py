@@ -6,6 +6,7 @@ imported only when their command runs.
 
 from __future__ import annotations
 
+from berth.cli.build_commands import BUILD, BUILDER
 from berth.cli.container_commands import CONTAINER, NETWORK, SHORTCUTS, VOLUME
 from berth.cli.flags import GLOBAL_FLAGS, Command, Flag, Group
 
@@ -359,6 +360,7 @@ ROOT = Group(
     summary="A container engine for Linux: build, store, run, push and pull OCI images",
     flags=GLOBAL_FLAGS,
     commands=[
+        BUILDER,
         CONTAINER,
         IMAGE,
         MANIFEST,
@@ -367,6 +369,7 @@ ROOT = Group(
         SYSTEM,
         VOLUME,
         *SHORTCUTS,
+        BUILD,
         IMAGE_LS.shortcut("images", top=5),
         PULL,
         PUSH,

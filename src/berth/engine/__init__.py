@@ -12,11 +12,13 @@ Shaped like docker-py's high-level client, so Python users feel at home::
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 from berth.store.paths import StorePaths
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import sqlite3
+
     from berth.engine.containers import ContainerCollection
     from berth.engine.images import ImageCollection
     from berth.engine.networks import NetworkCollection
@@ -33,7 +35,7 @@ class Engine:
     def store(self) -> Store:
         from berth.store.store import Store
 
-        return Store(self.paths)
+        return Store(self.paths, gc_roots=[_build_cache_roots])
 
     @cached_property
     def images(self) -> ImageCollection:
@@ -74,6 +76,13 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _build_cache_roots(conn: sqlite3.Connection) -> tuple[set[str], set[str]]:
+    """The layers and blobs the build cache keeps (imported only when garbage is collected)."""
+    from berth.build.cache import cache_references
+
+    return cache_references(conn)
 
 
 __all__ = ["Engine"]

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, BinaryIO
 
 from berth.errors import ImageNotFound, InvalidArgument
 from berth.oci.config import ImageConfig
@@ -14,7 +11,12 @@ from berth.oci.reference import ImageReference, parse_normalized
 from berth.store.images import ImageRecord
 from berth.store.store import Removal
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from datetime import datetime
+    from typing import Any, BinaryIO
+
     from berth.engine import Engine
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -245,11 +247,16 @@ class ImageCollection:
         if ref.digest is not None:
             raise InvalidArgument(f"refusing to create a tag with a digest reference: {repository}")
         self.store.tag(image, ref.with_default_tag())
+        _event(self, "tag", str(image.id), ref.with_default_tag().familiar())
 
     def remove(
         self, image: str, *, force: bool = False, noprune: bool = False
     ) -> builtins.list[dict[str, str]]:
+        from berth.containers.events import ImagesBefore, image_removal_events
+
+        before = ImagesBefore(self.store, image)
         removal = self.store.delete_image(image, force=force, prune_parents=not noprune)
+        image_removal_events(self.store, removal.records, before)
         return [{kind: what} for kind, what in removal.records]
 
     def prune(
@@ -279,7 +286,11 @@ class ImageCollection:
                     selected = [i for i in selected if self._filter(i, key, values)]
             chosen = {i.id for i in selected}
             keep = [i.id for i in candidates if i.id not in chosen]
+        from berth.containers.events import ImagesBefore, image_removal_events
+
+        before = ImagesBefore(self.store)
         removal: Removal = self.store.prune_images(all_images=all, keep=keep)
+        image_removal_events(self.store, removal.records, before)
         deleted = [{kind: what} for kind, what in removal.records]
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": removal.reclaimed}
 
@@ -304,6 +315,7 @@ class ImageCollection:
             message=message,
             source_name="-" if not isinstance(source, str) else source,
         )
+        _event(self, "import", str(record.id), str(record.id))
         return Image(self, record)
 
     def load(
@@ -313,6 +325,8 @@ class ImageCollection:
         from berth.archive.load import load_archive
 
         loaded = load_archive(self.store, source, progress)
+        for item in loaded:
+            _event(self, "load", str(item.image.id), str(item.image.id))
         return [(Image(self, x.image), [t.familiar() for t in x.tags]) for x in loaded]
 
     def save(
@@ -328,6 +342,38 @@ class ImageCollection:
         if not names:
             raise InvalidArgument("save needs at least one image name")
         save_images(self.store, list(names), out, fmt=format, progress=progress)
+        for name in names:
+            _event(self, "save", str(self.store.images.resolve(name).id), name)
+
+    def build(self, **kwargs: Any) -> Any:
+        """docker-py's ``images.build(path=..., tag=..., dockerfile=..., buildargs=...)``:
+        (Image, build log lines)."""
+        from berth.engine.build import build_image
+
+        return build_image(self.engine, **kwargs)
+
+    def pull(
+        self,
+        repository: str,
+        tag: str | None = None,
+        *,
+        all_tags: bool = False,
+        platform: str | None = None,
+    ) -> Image | builtins.list[Image]:
+        """docker-py's ``images.pull``: the image (a list with ``all_tags``)."""
+        from berth.registry.client import pull
+
+        name = f"{repository}:{tag}" if tag else repository
+        results = pull(self.store, name, platform=platform, all_tags=all_tags)
+        images = [Image(self, r.image) for r in results]
+        return images if all_tags else images[0]
+
+    def push(self, repository: str, tag: str | None = None) -> str:
+        """docker-py's ``images.push``: the push report lines."""
+        from berth.registry.client import push
+
+        name = f"{repository}:{tag}" if tag else repository
+        return "\n".join(push(self.store, name).lines)
 
     def bootstrap(
         self,
@@ -360,6 +406,8 @@ class ImageCollection:
 
 
 def parse_time(text: str) -> datetime:
+    from datetime import UTC, datetime
+
     if not text:
         return datetime(1, 1, 1, tzinfo=UTC)
     value = text.replace("Z", "+00:00")
@@ -395,14 +443,12 @@ def _label_matches(labels: dict[str, str], spec: str) -> bool:
 
 def _only_references(image: Image, pattern: str) -> Image:
     """The image showing only the tags that match, as the engine lists a reference filter."""
-    import dataclasses
+    from berth.values import replace
 
     tags = tuple(t for t in image.record.tags if _ref_matches(t, pattern))
     repos = {t.repository for t in tags}
     digests = tuple(d for d in image.record.repo_digests if d.partition("@")[0] in repos)
-    return Image(
-        image.collection, dataclasses.replace(image.record, tags=tags, repo_digests=digests)
-    )
+    return Image(image.collection, replace(image.record, tags=tags, repo_digests=digests))
 
 
 def _ref_matches(ref: ImageReference, pattern: str) -> bool:
@@ -420,3 +466,9 @@ def _ref_matches(ref: ImageReference, pattern: str) -> bool:
 
 def _matches_reference(image: Image, pattern: str) -> bool:
     return any(_ref_matches(ref, pattern) for ref in image.record.tags)
+
+
+def _event(images: ImageCollection, action: str, image_id: str, name: str) -> None:
+    from berth.store.events import record_event
+
+    record_event(images.store, "image", action, image_id, {"name": name})

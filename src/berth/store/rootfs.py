@@ -11,21 +11,24 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 from berth.errors import HostError, StoreError
-from berth.oci.digest import Digest
-from berth.store.store import Store
+from berth.values import FrozenValue, init_fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from berth.oci.digest import Digest
+    from berth.store.store import Store
 
 MS_RDONLY = 0x1
 MNT_DETACH = 0x2
 PAGE_LIMIT = 4000  # mount(2) copies at most one page of options
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc = ctypes.CDLL(None, use_errno=True)  # the C library Python runs on (no ldconfig lookup)
 _libc.mount.argtypes = (
     ctypes.c_char_p,
     ctypes.c_char_p,
@@ -36,13 +39,16 @@ _libc.mount.argtypes = (
 _libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
 
 
-@dataclass(frozen=True, slots=True)
-class RootfsDirs:
+class RootfsDirs(FrozenValue):
     """Where a writable rootfs lives: ``upper`` and ``work`` beside the ``merged`` mount."""
 
+    __slots__ = ("merged", "upper", "work")
     upper: str
     work: str
     merged: str
+
+    def __init__(self, upper: str, work: str, merged: str) -> None:
+        init_fields(self, upper=upper, work=work, merged=merged)
 
     @classmethod
     def under(cls, directory: str) -> RootfsDirs:
@@ -64,40 +70,69 @@ def lower_dirs(store: Store, top_chain: Digest | None) -> list[str]:
 
 
 def mount_rootfs(
-    store: Store, top_chain: Digest | None, dirs: RootfsDirs, *, readonly: bool = False
+    store: Store,
+    top_chain: Digest | None,
+    dirs: RootfsDirs,
+    *,
+    readonly: bool = False,
+    volatile: bool = False,
 ) -> None:
-    """Mount the image's layers with ``dirs.upper`` on top at ``dirs.merged``."""
+    """Mount the image's layers with ``dirs.upper`` on top at ``dirs.merged``.
+
+    ``volatile`` skips overlayfs's sync of the upper dir at unmount (for scratch uppers that
+    a crash may lose, such as build steps; the kernel needs 5.10, else it is left out).
+    """
     dirs.create()
     lowers = lower_dirs(store, top_chain)
     if not lowers:  # an image with no layers (FROM scratch): overlay needs one lower dir
         empty = os.path.join(store.paths.root, "empty")
         os.makedirs(empty, exist_ok=True)
         lowers = [empty]
-    options = (
-        f"lowerdir={':'.join(lowers)},upperdir={dirs.upper},workdir={dirs.work},"
-        "redirect_dir=off,metacopy=off,index=off"
-    )
-    if len(options) <= PAGE_LIMIT:
-        _mount_overlay(options, dirs.merged, readonly)
-        return
-    # Too many layers for absolute paths: name them relative to the links dir, as Docker does.
-    relative = ":".join(os.path.join("l", os.path.basename(p)) for p in lowers)
-    options = (
-        f"lowerdir={relative},upperdir={dirs.upper},workdir={dirs.work},"
-        "redirect_dir=off,metacopy=off,index=off"
-    )
+    mount_overlay(lowers, dirs, readonly=readonly, volatile=volatile, links_dir=store.paths.root)
+
+
+def mount_overlay(
+    lowers: list[str],
+    dirs: RootfsDirs,
+    *,
+    readonly: bool = False,
+    volatile: bool = False,
+    links_dir: str | None = None,
+) -> None:
+    """Mount ``lowers`` (top first) under ``dirs.upper`` at ``dirs.merged``.
+
+    When the options would not fit in a page, lower dirs under ``links_dir/l`` are named
+    relative to ``links_dir`` (as Docker does); ``volatile`` is dropped on kernels without it.
+    """
+    dirs.create()
+    tail = f"upperdir={dirs.upper},workdir={dirs.work},redirect_dir=off,metacopy=off,index=off"
+    options = f"lowerdir={':'.join(lowers)},{tail}"
+    cwd = None
+    if len(options) > PAGE_LIMIT and links_dir is not None:
+        relative = ":".join(os.path.relpath(p, links_dir) for p in lowers)
+        options = f"lowerdir={relative},{tail}"
+        cwd = links_dir
     if len(options) > PAGE_LIMIT:
         raise StoreError(
             f"the image has too many layers ({len(lowers)}) to mount",
             hint="squash it into fewer layers",
         )
-    cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+    saved = None
+    if cwd is not None:
+        saved = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+        os.chdir(cwd)
     try:
-        os.chdir(store.paths.root)
+        if volatile:
+            try:
+                _mount_overlay(options + ",volatile", dirs.merged, readonly)
+                return
+            except StoreError:
+                pass  # a kernel before 5.10: mount without it
         _mount_overlay(options, dirs.merged, readonly)
     finally:
-        os.fchdir(cwd)
-        os.close(cwd)
+        if saved is not None:
+            os.fchdir(saved)
+            os.close(saved)
 
 
 def unmount_rootfs(dirs: RootfsDirs) -> None:

@@ -1,0 +1,399 @@
+"""Running a RUN step: an OCI bundle over the step's overlay mount, run in this process.
+
+The root filesystem is the step's overlay mount (the current layers plus a fresh upper dir,
+:class:`berth.build.snapshot.StepSpace`). The spec is Docker's defaults for a build container:
+its 14 capabilities and seccomp profile, masked and read-only paths, ``/proc``, ``/dev``,
+``/sys``; hostname ``buildkitsandbox``; the host's ``/etc/resolv.conf`` (read-only) and a
+small ``/etc/hosts``; the network of the host (``--network host`` or ``default``, until
+berth has build networks) or none (a fresh network namespace, ``--network none``).
+
+``RUN --mount`` types, each prepared on the host before the run and undone after it:
+
+- ``cache``: a directory per ``id`` (default: the target) under ``<store>/build/cache-mounts``,
+  shared between builds, never part of the image or the cache key; ``sharing=locked`` (and
+  ``private``, which berth treats the same) serialises users with ``flock``.
+- ``bind``: a path of the build context (or of another stage or image, ``from=``) bound
+  read-only, or read-write through a throw-away overlay (writes are discarded, as in BuildKit).
+- ``tmpfs``: a fresh tmpfs (``size=``).
+- ``secret``: the file given with ``--secret id=ID,src=PATH`` (or ``env=VAR``), copied to a
+  private file on the runtime's tmpfs and bound read-only at ``/run/secrets/ID`` (or
+  ``target``), or exposed as an environment variable (``env=``). Never in the image, the
+  cache key or the history.
+
+Mount points the runtime has to create in the image (``/run/secrets/x``, ``/etc/hosts`` in a
+base without it) are removed again after the run, as BuildKit's stub cleaner does, so they
+do not end up in the layer.
+
+The runtime is :class:`berth.runtime.container.Runtime`, called in process (the container's
+init is forked from this process; no Python is started). Its state root is
+``<run dir>/build-runtime``; every step gets a fresh container id, and the container is
+deleted (killed first if need be) whatever happens, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import secrets as secrets_module
+import shutil
+import stat
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from berth.build.fsops import Identity
+from berth.build.steps import ActiveContainers
+from berth.errors import BerthError, BuildError, BuildStepFailed, ContainerError, HostError
+from berth.store import safepath
+from berth.store.store import Store
+
+__all__ = [
+    "HOSTNAME",
+    "ActiveContainers",
+    "MountStubs",
+    "PreparedMount",
+    "RunSpec",
+    "build_spec",
+    "run_container",
+]
+
+HOSTNAME = "buildkitsandbox"
+_HOSTS = (
+    "127.0.0.1\tlocalhost buildkitsandbox\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback buildkitsandbox\n"
+)
+_CREATE_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedMount:
+    """One mount as the spec will carry it (``source`` is a host path)."""
+
+    destination: str
+    type: str
+    source: str
+    options: tuple[str, ...] = ()
+
+
+@dataclass
+class RunSpec:
+    """What the container of one RUN is: process, identity, network and mounts."""
+
+    argv: Sequence[str]
+    env: Sequence[str]
+    cwd: str
+    identity: Identity
+    network: str  # "host" or "none"
+    mounts: list[PreparedMount] = field(default_factory=list)
+
+
+@lru_cache(maxsize=1)
+def _security() -> tuple[list[str], dict[str, Any]]:
+    from berth.runtime.defaults import DEFAULT_CAPABILITIES
+    from berth.runtime.seccomp_profile import docker_default_profile
+
+    caps = list(DEFAULT_CAPABILITIES)
+    return caps, docker_default_profile(caps)
+
+
+def build_spec(rootfs: str, run: RunSpec) -> dict[str, Any]:
+    """The ``config.json`` of a build container."""
+    from berth.oci.runtime_spec import default_spec
+    from berth.runtime import defaults
+
+    caps, seccomp = _security()
+    spec = default_spec()
+    process = spec["process"]
+    process["terminal"] = False
+    process["args"] = list(run.argv)
+    process["env"] = list(run.env)
+    process["cwd"] = run.cwd or "/"
+    user: dict[str, Any] = {"uid": run.identity.uid, "gid": run.identity.gid}
+    if run.identity.additional_gids:
+        user["additionalGids"] = list(run.identity.additional_gids)
+    process["user"] = user
+    process["capabilities"] = defaults.default_capabilities(caps)
+    process["rlimits"] = defaults.default_rlimits()
+    process["noNewPrivileges"] = False
+    spec["root"] = {"path": rootfs, "readonly": False}
+    spec["hostname"] = HOSTNAME
+    mounts = defaults.default_mounts()
+    for mount in run.mounts:
+        entry: dict[str, Any] = {
+            "destination": mount.destination,
+            "type": mount.type,
+            "source": mount.source,
+        }
+        if mount.options:
+            entry["options"] = list(mount.options)
+        mounts.append(entry)
+    spec["mounts"] = mounts
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    if run.network == "none":
+        namespaces.append({"type": "network"})
+    linux = spec["linux"]
+    linux["namespaces"] = namespaces
+    linux["maskedPaths"] = defaults.masked_paths()
+    linux["readonlyPaths"] = defaults.readonly_paths()
+    linux["seccomp"] = seccomp
+    linux["resources"] = {"devices": defaults.default_device_rules()}
+    return spec
+
+
+def run_container(
+    store: Store,
+    bundle_dir: str,
+    rootfs: str,
+    run: RunSpec,
+    output: Callable[[bytes], None],
+    active: ActiveContainers,
+) -> int:
+    """Run one build container to its end; its exit code (128 + n after signal n).
+
+    Its stdout and stderr go, as they come, to ``output``; stdin is ``/dev/null``.
+    """
+    from berth.runtime.container import Runtime, exit_code_of
+
+    os.makedirs(bundle_dir, exist_ok=True)
+    with open(os.path.join(bundle_dir, "config.json"), "w") as f:
+        json.dump(build_spec(rootfs, run), f)
+    runtime = Runtime(os.path.join(store.paths.run_dir, "build-runtime"))
+    container_id = "build-" + secrets_module.token_hex(8)
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    reader = threading.Thread(target=_pump, args=(read_fd, output), daemon=True)
+    reader.start()
+    created = False
+    try:
+        devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            active.add(container_id, runtime)
+            with _CREATE_LOCK:
+                record = runtime.create(
+                    container_id, bundle_dir, stdio=(devnull, write_fd, write_fd)
+                )
+            created = True
+        finally:
+            os.close(devnull)
+            os.close(write_fd)
+            write_fd = -1
+        runtime.start(container_id)
+        _, status = os.waitpid(record.pid, 0)
+        if active.cancelled:
+            raise KeyboardInterrupt
+        return exit_code_of(status)
+    except ContainerError as exc:
+        raise BuildStepFailed(exc.message, exit_code=127, hint=exc.hint) from None
+    finally:
+        if write_fd >= 0:
+            os.close(write_fd)
+        active.discard(container_id)
+        if created:
+            try:
+                runtime.delete(container_id, force=True)
+            except BerthError as exc:
+                output(f"warning: cannot delete build container {container_id}: {exc}\n".encode())
+        reader.join()
+
+
+def _pump(fd: int, output: Callable[[bytes], None]) -> None:
+    try:
+        while data := os.read(fd, 65536):
+            output(data)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# -- mounts -----------------------------------------------------------------------------------
+
+
+class MountStubs:
+    """Paths that mount points will create in the image, removed after the run.
+
+    The runtime creates a missing mount point (``/etc/resolv.conf`` in an image without it)
+    in the rootfs, so in the step's upper dir. :meth:`clean` removes those stubs through the
+    mount (restoring their parent's mtime); :meth:`prune_upper`, after the unmount, drops a
+    parent directory that overlayfs copied up only because of a stub, so a RUN that changed
+    nothing still makes the empty layer BuildKit makes.
+    """
+
+    def __init__(self, root_fd: int) -> None:
+        self.root_fd = root_fd
+        self.created: list[tuple[str, int | None]] = []  # (top missing path, parent mtime)
+        self.parents: dict[str, tuple[int, int, int, int]] = {}  # path -> mode, uid, gid, mtime
+
+    def note(self, destination: str) -> None:
+        parts = [p for p in destination.split("/") if p and p != "."]
+        for i in range(1, len(parts) + 1):
+            prefix = "/" + "/".join(parts[:i])
+            try:
+                fd = safepath.open_in_root(self.root_fd, prefix, os.O_PATH)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    return
+                parent = "/" + "/".join(parts[: i - 1])
+                mtime = None
+                with contextlib.suppress(OSError):
+                    pfd = safepath.open_in_root(self.root_fd, parent, os.O_PATH | os.O_NOFOLLOW)
+                    st = os.fstat(pfd)
+                    os.close(pfd)
+                    mtime = st.st_mtime_ns
+                    if parent != "/" and stat.S_ISDIR(st.st_mode):
+                        self.parents[parent] = (st.st_mode, st.st_uid, st.st_gid, mtime)
+                self.created.append((prefix, mtime))
+                return
+            os.close(fd)
+
+    def clean(self) -> None:
+        for path, mtime in reversed(self.created):
+            self._remove_empty(path)
+            if mtime is not None:
+                parent = path.rsplit("/", 1)[0] or "/"
+                with contextlib.suppress(OSError):
+                    fd = safepath.open_dir_in_root(self.root_fd, parent)
+                    try:
+                        os.utime(fd, ns=(mtime, mtime))
+                    finally:
+                        os.close(fd)
+
+    def prune_upper(self, upper: str) -> None:
+        """Remove stub parents overlayfs copied up with nothing in them (unmounted only)."""
+        for path in sorted(self.parents, key=lambda p: p.count("/"), reverse=True):
+            mode, uid, gid, mtime = self.parents[path]
+            host = os.path.join(upper, path.lstrip("/"))
+            try:
+                st = os.lstat(host)
+                if (
+                    not stat.S_ISDIR(st.st_mode)
+                    or (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns) != (mode, uid, gid, mtime)
+                    or os.listdir(host)
+                ):
+                    continue
+                try:
+                    if os.getxattr(host, "trusted.overlay.opaque", follow_symlinks=False):
+                        continue
+                except OSError:
+                    pass
+                os.rmdir(host)
+            except OSError:
+                continue
+
+    def _remove_empty(self, path: str) -> bool:
+        try:
+            parent_fd, name = safepath.open_parent_in_root(self.root_fd, path)
+        except OSError:
+            return False
+        try:
+            st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                for child in os.listdir(_join_fd(parent_fd, name)):
+                    if not self._remove_empty(f"{path}/{child}"):
+                        return False
+                os.rmdir(name, dir_fd=parent_fd)
+                return True
+            if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                os.unlink(name, dir_fd=parent_fd)
+                return True
+            return False
+        except OSError:
+            return False
+        finally:
+            os.close(parent_fd)
+
+
+def _join_fd(parent_fd: int, name: str) -> str:
+    return f"/proc/self/fd/{parent_fd}/{name}"
+
+
+class CacheMountLock:
+    """``flock`` on a cache mount's lock file, for ``sharing=locked``."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def cache_mount_dir(
+    store: Store, cache_id: str, *, mode: int | None, uid: int | None, gid: int | None
+) -> str:
+    """The host directory of cache mount ``cache_id`` (made on first use)."""
+    digest = hashlib.sha256(cache_id.encode("utf-8", "surrogateescape")).hexdigest()
+    base = os.path.join(store.paths.root, "build", "cache-mounts", digest)
+    data = os.path.join(base, "data")
+    if not os.path.isdir(data):
+        os.makedirs(base, mode=0o700, exist_ok=True)
+        try:
+            os.mkdir(data)
+        except FileExistsError:
+            return data
+        os.chown(data, uid or 0, gid or 0)
+        os.chmod(data, 0o755 if mode is None else mode)
+        with open(os.path.join(base, "id"), "w") as f:
+            f.write(cache_id)
+    return data
+
+
+def secret_file(store: Store, data: bytes, *, mode: int, uid: int, gid: int) -> str:
+    """A private copy of a secret on the runtime's tmpfs; the caller removes it."""
+    directory = os.path.join(store.paths.run_dir, "build-secrets")
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, secrets_module.token_hex(12))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    return path
+
+
+def host_resolv_conf() -> str:
+    """The host's resolv.conf (resolved, as Docker reads it), or an empty stand-in."""
+    path = os.path.realpath("/etc/resolv.conf")
+    if os.path.isfile(path):
+        return path
+    raise HostError(
+        "the host has no /etc/resolv.conf to give RUN steps",
+        hint="create /etc/resolv.conf, or build with --network none",
+    )
+
+
+def write_hosts_file(directory: str) -> str:
+    path = os.path.join(directory, "hosts")
+    with open(path, "w") as f:
+        f.write(_HOSTS)
+    os.chmod(path, 0o644)
+    return path
+
+
+def remove_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+
+
+def check_exit(code: int, argv: Sequence[str], where: str, tail: str) -> None:
+    if code == 0:
+        return
+    shown = " ".join(argv)
+    message = f'{where}: process "{shown}" did not complete successfully: exit code: {code}'
+    raise BuildStepFailed(message, exit_code=code, hint=tail or None)
+
+
+def error_for_mount(where: str, message: str, hint: str | None = None) -> BuildError:
+    return BuildError(f"{where}: {message}", hint=hint)
