@@ -6,15 +6,19 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
 
 from berth import trace
-from berth.cli.flags import Invocation
 from berth.cli.render import format_objects, format_rows, write
 from berth.containers.options import CreateOptions, HealthcheckOverride, LogConfig
 from berth.engine import Engine
-from berth.engine.containers import Container
 from berth.errors import BerthError, InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from berth.cli.flags import Invocation
+    from berth.engine.containers import Container
 
 PS_HEADERS = {
     "ID": "CONTAINER ID",
@@ -197,7 +201,10 @@ def _run_attached(
     logging = not options.auto_remove and options.log_config.type != "none"
     try:
         if options.tty:
-            code = engine.containers.run_foreground(container, stdio=(stdin, 1, 2), sig_proxy=False)
+            from berth.engine.foreground_tty import run_foreground_tty
+
+            code = run_foreground_tty(engine.containers, container,
+                                      stdin_open=options.stdin_open)
         elif logging:
             read_out, write_out = os.pipe()
             read_err, write_err = os.pipe()
