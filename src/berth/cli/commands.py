@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from berth.cli.build_commands import BUILD, BUILDER
 from berth.cli.container_commands import CONTAINER, NETWORK, SHORTCUTS, VOLUME
+from berth.cli.container_extra_commands import EXTRA_SYSTEM_COMMANDS
 from berth.cli.flags import GLOBAL_FLAGS, Command, Flag, Group
 
 FORMAT_HELP = (
@@ -198,7 +199,11 @@ SYSTEM_RESET = Command(
     args=(0, 0),
     handler="berth.cli.system:reset",
 )
-SYSTEM = Group("system", summary="Manage berth", commands=[SYSTEM_CHECK, SYSTEM_DF, SYSTEM_RESET])
+SYSTEM = Group(
+    "system",
+    summary="Manage berth",
+    commands=[SYSTEM_CHECK, SYSTEM_DF, SYSTEM_RESET, *EXTRA_SYSTEM_COMMANDS],
+)
 
 # ---------------------------------------------------------------------------- distribution
 

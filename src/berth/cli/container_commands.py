@@ -6,6 +6,7 @@ shows its help), so other commands do not pay for them.
 
 from __future__ import annotations
 
+from berth.cli.container_extra_commands import EXTRA_CONTAINER_COMMANDS, EXTRA_SHORTCUTS
 from berth.cli.flags import Command, Flag, Group
 
 FORMAT_HELP = (
@@ -383,6 +384,7 @@ CONTAINER = Group(
         STOP,
         UNPAUSE,
         WAIT,
+        *EXTRA_CONTAINER_COMMANDS,
     ],
 )
 
@@ -550,6 +552,7 @@ NETWORK = Group(
 )
 
 SHORTCUTS = [
+    *EXTRA_SHORTCUTS,
     PORT,
     RUN.shortcut("run", top=1),
     EXEC.shortcut("exec", top=3),
