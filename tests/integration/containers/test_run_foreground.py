@@ -154,3 +154,22 @@ def test_bridge_network_gets_an_address_and_resolv_conf(cli: BerthCLI, busybox: 
     out = cli("run", "--rm", "busybox", "sh", "-c", "ip -o -4 addr show eth0; ip route")
     assert " inet " in out and "default via" in out
 
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("runtime", ["berth", "runc", "crun"])
+def test_the_same_container_through_each_runtime(cli: BerthCLI, busybox: str, runtime: str,
+                                                 tmp_path: object) -> None:
+    host_dir = os.path.join(str(tmp_path), "data")
+    os.makedirs(host_dir)
+    script = ("id; hostname; cat /data/in; grep -E '^CapEff' /proc/self/status; "
+              "ulimit -n; cat /etc/hostname; exit 5")
+    with open(os.path.join(host_dir, "in"), "w") as f:
+        f.write("mounted\n")
+    result = cli.run("run", "--rm", "--runtime", runtime, "-h", "samehost", "--ulimit",
+                     "nofile=256:256", "-v", f"{host_dir}:/data:ro", "busybox", "sh", "-c",
+                     script)
+    assert result.returncode == 5, result.stderr
+    assert result.stdout.splitlines() == [
+        "uid=0(root) gid=0(root) groups=0(root),10(wheel)", "samehost", "mounted",
+        "CapEff:\t00000000a80425fb", "256", "samehost"]
