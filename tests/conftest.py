@@ -24,6 +24,9 @@ def release_store(root: str) -> None:
     if os.path.exists(os.path.join(root, "berth.db")):
         with Engine(root) as engine:
             engine.system.release_host()
+    from tests.support.supervisors import end_supervisor
+
+    end_supervisor(root)  # a safety net: whatever still runs for this store, by its PID
 
 
 def _dev_null_is_a_device() -> bool:

@@ -199,10 +199,53 @@ SYSTEM_RESET = Command(
     args=(0, 0),
     handler="berth.cli.system:reset",
 )
+SYSTEM_BOOT = Command(
+    "boot",
+    summary="Start the containers whose restart policy says they run after a reboot",
+    usage="",
+    args=(0, 0),
+    handler="berth.cli.monitor:boot",
+)
+SYSTEM_SUPERVISOR = Group(
+    "supervisor",
+    summary="Manage the store's supervisor of detached containers",
+    commands=[
+        Command(
+            "status",
+            summary="Show the supervisor's state",
+            usage="[OPTIONS]",
+            flags=[Flag("format", "f", str, help=INSPECT_FORMAT_HELP)],
+            args=(0, 0),
+            handler="berth.cli.monitor:supervisor_status",
+        ),
+        Command(
+            "stop",
+            summary="Stop the supervisor (refused while containers run)",
+            usage="[OPTIONS]",
+            flags=[
+                Flag(
+                    "force",
+                    "f",
+                    bool,
+                    help="Stop it even while containers run: they go on unsupervised",
+                )
+            ],
+            args=(0, 0),
+            handler="berth.cli.monitor:supervisor_stop",
+        ),
+    ],
+)
 SYSTEM = Group(
     "system",
     summary="Manage berth",
-    commands=[SYSTEM_CHECK, SYSTEM_DF, SYSTEM_RESET, *EXTRA_SYSTEM_COMMANDS],
+    commands=[
+        SYSTEM_BOOT,
+        SYSTEM_CHECK,
+        SYSTEM_DF,
+        SYSTEM_RESET,
+        SYSTEM_SUPERVISOR,
+        *EXTRA_SYSTEM_COMMANDS,
+    ],
 )
 
 # ---------------------------------------------------------------------------- distribution

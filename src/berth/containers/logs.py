@@ -26,17 +26,19 @@ needs no supervisor: it reads the files.
 
 from __future__ import annotations
 
-import calendar
 import itertools
-import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import IO, Any, cast
 
 from berth.errors import InvalidArgument
+from berth.values import FrozenValue, init_fields
+
+# calendar, json and typing.cast are imported where logs are read: ``berth run`` only writes
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import IO, Any
 
 PARTIAL_SIZE = 16 * 1024
 FOLLOW_POLL_SECONDS = 0.1
@@ -50,13 +52,16 @@ KNOWN_OPTIONS = frozenset(
 # ---------------------------------------------------------------------------------- options
 
 
-@dataclass(frozen=True, slots=True)
-class LogOptions:
+class LogOptions(FrozenValue):
     """A json-file log's rotation settings; ``max_size <= 0`` means "never rotate"."""
 
+    __slots__ = ("compress", "max_files", "max_size")
     max_size: int
     max_files: int
     compress: bool
+
+    def __init__(self, max_size: int, max_files: int, compress: bool) -> None:
+        init_fields(self, max_size=max_size, max_files=max_files, compress=compress)
 
 
 def parse_log_options(config: dict[str, str] | None) -> LogOptions:
@@ -258,12 +263,17 @@ class LogWriter:
         self._size += len(data)
 
     def _rotate(self) -> None:
+        """``path`` -> ``path.1`` (compressed: ``path.1.gz``) -> ... -> gone. Whatever fails
+        (a full disk), the writer goes on with a log file open."""
         os.close(self._fd)
         self._fd = -1
-        if self.max_files > 1:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        try:
+            if self.max_files == 1:
+                flags |= os.O_TRUNC
+                return
             suffix = ".gz" if self.compress else ""
-            oldest = f"{self.path}.{self.max_files - 1}{suffix}"
-            _unlink_quietly(oldest)
+            _unlink_quietly(f"{self.path}.{self.max_files - 1}{suffix}")
             for n in range(self.max_files - 2, 0, -1):
                 source = f"{self.path}.{n}{suffix}"
                 if os.path.exists(source):
@@ -273,11 +283,9 @@ class LogWriter:
                 os.unlink(self.path)
             else:
                 os.rename(self.path, f"{self.path}.1")
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-        else:
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-        self._fd = os.open(self.path, flags, 0o640)
-        self._size = 0
+        finally:
+            self._fd = os.open(self.path, flags, 0o640)
+            self._size = os.fstat(self._fd).st_size
 
 
 def _gzip_into(source: str, target: str) -> None:
@@ -300,15 +308,20 @@ def _unlink_quietly(path: str) -> None:
 # ---------------------------------------------------------------------------------- reading
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
+class LogEntry(FrozenValue):
+    __slots__ = ("data", "stream", "time_ns")
     stream: str
     data: bytes
     time_ns: int
 
+    def __init__(self, stream: str, data: bytes, time_ns: int) -> None:
+        init_fields(self, stream=stream, data=data, time_ns=time_ns)
+
 
 def parse_entry(line: bytes) -> LogEntry | None:
     """One json-file line; None for a damaged one (a crash can cut the last line short)."""
+    import json
+
     try:
         doc = json.loads(line)
         return LogEntry(
@@ -326,6 +339,8 @@ def parse_time(text: str) -> int:
     if len(text) < 20 or text[10] not in "Tt":
         raise ValueError(text)
     fields = [int(text[a:b]) for a, b in ((0, 4), (5, 7), (8, 10), (11, 13), (14, 16), (17, 19))]
+    import calendar
+
     seconds = calendar.timegm((*fields, 0, 0, 0))
     rest = text[19:]
     nanos = 0
@@ -374,8 +389,9 @@ def log_files(path: str) -> list[str]:
 def _open_log(path: str) -> IO[bytes]:
     if path.endswith(".gz"):
         import gzip
+        from typing import cast
 
-        return cast(IO[bytes], gzip.open(path, "rb"))
+        return cast("IO[bytes]", gzip.open(path, "rb"))
     return open(path, "rb")
 
 

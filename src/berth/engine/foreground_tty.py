@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from berth.engine.containers import Container, ContainerCollection
 
 
-def run_foreground_tty(collection: ContainerCollection, container: Container, *,
-                       stdin_open: bool) -> int:
+def run_foreground_tty(
+    collection: ContainerCollection, container: Container, *, stdin_open: bool
+) -> int:
     from berth.runtime import console
 
     record = container.record
@@ -38,8 +39,7 @@ def run_foreground_tty(collection: ContainerCollection, container: Container, *,
     proxy = None
     try:
         collection.records.update_extra(record.id, Supervised=False)
-        started = launcher.start(record.id, stdio=(devnull, devnull, devnull),
-                                 console_socket=path)
+        started = launcher.start(record.id, stdio=(devnull, devnull, devnull), console_socket=path)
         connection, _ = listener.accept()
         with connection:
             master, _name = console.receive_fd(connection)
@@ -111,7 +111,7 @@ def _copy_out(proxy: Any, writer: Any) -> bool:
         return False
     view = memoryview(data)
     while view:
-        view = view[os.write(proxy.stdout, view):]
+        view = view[os.write(proxy.stdout, view) :]
     if writer is not None:
         writer.write("stdout", data)
     return True
@@ -125,14 +125,6 @@ def _readable(fd: int) -> bool:
 def _log_writer(collection: ContainerCollection, record: Any) -> Any:
     if record.host_config.get("AutoRemove"):
         return None
-    log = (record.host_config.get("LogConfig") or {})
-    if log.get("Type") == "none":
-        return None
-    from berth.containers.logs import LogWriter
-    from berth.units import from_human_size
+    from berth.containers.logs import writer_for
 
-    opts = log.get("Config") or {}
-    return LogWriter(collection.records.log_path(record.id),
-                     max_size=from_human_size(opts["max-size"]) if opts.get("max-size") else 0,
-                     max_files=int(opts.get("max-file") or 1),
-                     compress=opts.get("compress") == "true")
+    return writer_for(collection.records.log_path(record.id), record.host_config.get("LogConfig"))

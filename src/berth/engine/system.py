@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from berth.store.paths import StorePaths
 from berth.store.store import Finding
 
 if TYPE_CHECKING:
@@ -55,32 +56,25 @@ class SystemService:
         return self.engine.store.check(repair=repair)
 
     def release_host(self) -> None:
-        """Take everything this store has put on the host away: its supervisor, running
-        containers, mounts, bridges, firewall table, cgroup parent and runtime state dir.
-        The store's images, containers and volumes stay on disk."""
+        """Take everything this store has put on the host away: running containers, its
+        supervisor and anchor, mounts, bridges, firewall table, cgroup parent and runtime
+        state dir. The store's images, containers and volumes stay on disk."""
         import contextlib
         import shutil
 
         from berth.errors import BerthError
 
         paths = self.engine.paths
-        with contextlib.suppress(ImportError, BerthError, OSError):
-            from berth.monitor.client import SupervisorClient
-
-            if SupervisorClient.running(paths):
-                SupervisorClient.ensure(paths).shutdown()
         containers = self.engine.containers
         for container in containers.list(all=True):
             if container.record.running:
                 with contextlib.suppress(BerthError, OSError):
                     containers.stop(container, timeout=0, signal_name="KILL")
+                    continue
             with contextlib.suppress(BerthError, OSError):
-                containers.launcher.finish(
-                    container.id,
-                    container.record.state.get("ExitCode", 0)
-                    if not container.record.running
-                    else 137,
-                )
+                state = container.record.state
+                containers.launcher.finish(container.id, int(state.get("ExitCode") or 0))
+        _stop_supervisor(paths)
         with contextlib.suppress(BerthError, OSError):
             self.engine.networks.manager.reset()
         with contextlib.suppress(ImportError, BerthError, OSError):
@@ -103,3 +97,23 @@ class SystemService:
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 os.unlink(path)
+
+
+def _stop_supervisor(paths: StorePaths) -> None:
+    """Shut the store's supervisor and anchor down and wait until both are gone."""
+    import contextlib
+    import time
+
+    from berth.errors import BerthError
+
+    try:
+        from berth.monitor.client import SupervisorClient
+    except ImportError:
+        return
+    if not SupervisorClient.running(paths):
+        return
+    with contextlib.suppress(BerthError, OSError):
+        SupervisorClient(paths).shutdown(force=True)
+    deadline = time.monotonic() + 10
+    while SupervisorClient.running(paths) and time.monotonic() < deadline:
+        time.sleep(0.05)
