@@ -81,7 +81,7 @@ def import_rootfs(
 def _open(source: str | BinaryIO) -> io.BufferedReader:
     if isinstance(source, str):
         try:
-            return open(source, "rb", buffering=1 << 20)
+            return cast(io.BufferedReader, open(source, "rb", buffering=1 << 20))
         except FileNotFoundError:
             raise CorruptArchive(f"open {source}: no such file or directory") from None
         except IsADirectoryError:

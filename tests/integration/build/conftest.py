@@ -99,9 +99,8 @@ def mounts_under(path: str) -> list[str]:
 
 
 def build_containers(store_root: str) -> list[str]:
-    from berth.store.paths import StorePaths
-
     from berth.runtime.container import Runtime
+    from berth.store.paths import StorePaths
 
     state = os.path.join(StorePaths.at(store_root).run_dir, "build-runtime")
     if not os.path.isdir(state):
