@@ -9,19 +9,23 @@
    - ``runc run`` and ``crun run`` of a bundle made from the same rootfs (berth's busybox
      layer, copied out), with ``runc spec``'s config running ``true``: its namespaces include
      a new, empty network namespace, which is what ``--network none`` gives; the same with the
-     network namespace left out ("host netns") is shown too;
+     network namespace left out ("host netns") is shown too, and with the ``config.json`` berth
+     runs (Docker's default seccomp profile, capabilities, masked and read-only paths);
    - ``podman run --rm --network none busybox true`` (its own temp ``--root``/``--runroot``;
      busybox loaded from a ``berth save`` archive of the same image);
-   - a bare ``unshare -mupin true``.
-   Prints medians, ratios berth/runc, berth/crun and berth/podman, and the targets (berth no
-   slower than runc; at most a fifth of podman).
+   - a bare ``unshare -mupin true``, and the virtual environment's ``python -c pass`` (the floor
+     of any Python command).
+   Prints medians (and the CPU time of each command's whole process tree), ratios berth/runc,
+   berth/crun and berth/podman, and the targets (berth no slower than runc; at most a fifth of
+   podman).
 2. Where berth's time goes: ``--trace-runs`` more runs with ``BERTH_TRACE=1``
    (``berth.trace``); the median of each checkpoint's delta, plus the interpreter's start (spawn
    to the first checkpoint) and its exit (the last checkpoint to the parent's ``wait``).
 3. The default bridge: ``berth run --rm busybox true`` vs ``--network none`` (interleaved), and
-   podman's bridge vs its ``--network none``, podman running inside a network namespace of its
-   own (``nsenter``) so its bridge and rules never touch the host. Target: berth's extra cost at
-   most a quarter of podman's.
+   podman's bridge vs its ``--network none``; both engines run inside one network namespace of
+   the benchmark's own (``nsenter``), so their bridges and firewall rules never touch the host
+   and the host's own rules (or other stores' tables) do not weigh on them. Target: berth's
+   extra cost at most a quarter of podman's.
 
 Byte-code is compiled first and ``PYTHONDONTWRITEBYTECODE`` is unset for the measured
 processes, so the numbers are those of an installed berth. Needs root; leaves nothing behind
@@ -34,6 +38,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -65,14 +70,23 @@ class Setup:
         self.env = {**ENV, "BERTH_ROOT": self.store}
         self.bundle = os.path.join(work, "bundle")
         self.bundle_hostnet = os.path.join(work, "bundle-hostnet")
+        self.bundle_berth = os.path.join(work, "bundle-berth-config")
         self.podman_dir = os.path.join(work, "podman")
         self.netns = os.path.join(work, "netns")
         self.netns_made = False
-        self.bridge_used = False
 
     def podman(self) -> list[str]:
-        return [PODMAN, "--root", f"{self.podman_dir}/root", "--runroot",
-                f"{self.podman_dir}/run", "--storage-driver", "overlay", "--events-backend", "none"]
+        return [
+            PODMAN,
+            "--root",
+            f"{self.podman_dir}/root",
+            "--runroot",
+            f"{self.podman_dir}/run",
+            "--storage-driver",
+            "overlay",
+            "--events-backend",
+            "none",
+        ]
 
     def berth(self, *args: str) -> list[str]:
         return [BERTH, *args]
@@ -104,6 +118,39 @@ def prepare(setup: Setup) -> None:
     archive = os.path.join(setup.work, "busybox.tar")
     quiet(setup.berth("save", "-o", archive, "busybox"), setup.env)
     quiet([*setup.podman(), "load", "-q", "-i", archive])
+    berths_bundle(setup, rootfs)
+
+
+def berths_bundle(setup: Setup, rootfs: str) -> None:
+    """A bundle with the config.json berth itself runs (Docker's default seccomp profile,
+    capabilities, masked paths...), taken from a container of its own, for runc and crun."""
+    quiet(
+        setup.berth("run", "--network", "none", "--name", "bench-spec", "busybox", "true"),
+        setup.env,
+    )
+    directory = subprocess.run(
+        setup.berth("inspect", "-f", "{{.Id}}", "bench-spec"),
+        env=setup.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    container = os.path.join(setup.store, "containers", directory)
+    with open(os.path.join(container, "bundle", "config.json")) as f:
+        spec = json.load(f)
+    os.makedirs(setup.bundle_berth)
+    for mount in spec["mounts"]:  # /etc/hosts, hostname, resolv.conf: keep copies
+        if mount["source"].startswith(container):
+            copy = os.path.join(setup.bundle_berth, os.path.basename(mount["source"]))
+            shutil.copy(mount["source"], copy)
+            mount["source"] = copy
+    spec["root"] = {"path": rootfs, "readonly": False}
+    spec["ociVersion"] = "1.0.2"  # crun 1.8 knows no later one; nothing here is newer
+    spec["linux"].pop("cgroupsPath", None)
+    spec.pop("annotations", None)
+    with open(os.path.join(setup.bundle_berth, "config.json"), "w") as f:
+        json.dump(spec, f)
+    quiet(setup.berth("rm", "bench-spec"), setup.env)
 
 
 def busybox_layers(store: str) -> list[str]:
@@ -119,42 +166,109 @@ def busybox_layers(store: str) -> list[str]:
 def main_commands(setup: Setup) -> dict[str, list[str]]:
     work = setup.work
     return {
-        "berth run --rm --network none": setup.berth("run", "--rm", "--network", "none",
-                                                     "busybox", "true"),
+        "berth run --rm --network none": setup.berth(
+            "run", "--rm", "--network", "none", "busybox", "true"
+        ),
         "runc run": [RUNC, "--root", f"{work}/runc", "run", "--bundle", setup.bundle, "ID"],
         "crun run": [CRUN, "--root", f"{work}/crun", "run", "--bundle", setup.bundle, "ID"],
-        "runc run (host netns)": [RUNC, "--root", f"{work}/runc", "run", "--bundle",
-                                  setup.bundle_hostnet, "ID"],
-        "crun run (host netns)": [CRUN, "--root", f"{work}/crun", "run", "--bundle",
-                                  setup.bundle_hostnet, "ID"],
-        "podman run --rm --network none": [*setup.podman(), "run", "--rm", "--network", "none",
-                                           "busybox", "true"],
+        "runc run (host netns)": [
+            RUNC,
+            "--root",
+            f"{work}/runc",
+            "run",
+            "--bundle",
+            setup.bundle_hostnet,
+            "ID",
+        ],
+        "crun run (host netns)": [
+            CRUN,
+            "--root",
+            f"{work}/crun",
+            "run",
+            "--bundle",
+            setup.bundle_hostnet,
+            "ID",
+        ],
+        "runc run (berth's config.json)": [
+            RUNC,
+            "--root",
+            f"{work}/runc",
+            "run",
+            "--bundle",
+            setup.bundle_berth,
+            "ID",
+        ],
+        "crun run (berth's config.json)": [
+            CRUN,
+            "--root",
+            f"{work}/crun",
+            "run",
+            "--bundle",
+            setup.bundle_berth,
+            "ID",
+        ],
+        "podman run --rm --network none": [
+            *setup.podman(),
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "true",
+        ],
         "unshare -mupin true": ["unshare", "-mupin", "true"],
+        "python -c pass (the venv's)": [sys.executable, "-c", "pass"],
     }
 
 
 def bridge_commands(setup: Setup) -> dict[str, list[str]]:
     ns = ["nsenter", f"--net={setup.netns}"]
     return {
-        "berth run --rm --network none": setup.berth("run", "--rm", "--network", "none",
-                                                     "busybox", "true"),
-        "berth run --rm (bridge)": setup.berth("run", "--rm", "busybox", "true"),
-        "podman --network none (own netns)": [*ns, *setup.podman(), "run", "--rm", "--network",
-                                              "none", "busybox", "true"],
+        "berth --network none (own netns)": [
+            *ns,
+            *setup.berth("run", "--rm", "--network", "none", "busybox", "true"),
+        ],
+        "berth bridge (own netns)": [*ns, *setup.berth("run", "--rm", "busybox", "true")],
+        "podman --network none (own netns)": [
+            *ns,
+            *setup.podman(),
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "true",
+        ],
         "podman bridge (own netns)": [*ns, *setup.podman(), "run", "--rm", "busybox", "true"],
     }
 
 
-def run_once(cmd: list[str], env: dict[str, str], round_id: int) -> float:
+def run_once(cmd: list[str], env: dict[str, str], round_id: int) -> tuple[float, float]:
+    """Wall-clock seconds of one run, and the CPU seconds (user + system) of the whole process
+    tree it made (what the kernel charges to reaped children)."""
     cmd = [f"bench-{round_id}" if part == "ID" else part for part in cmd]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, check=False)
+    proc = subprocess.run(
+        cmd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        check=False,
+    )
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): "
-                           f"{proc.stderr.decode(errors='replace')[-500:]}")
-    return elapsed
+        raise RuntimeError(
+            f"{' '.join(cmd)} failed ({proc.returncode}): "
+            f"{proc.stderr.decode(errors='replace')[-500:]}"
+        )
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
+
+
+CPU: dict[str, list[float]] = {}  # CPU seconds of each command's runs, beside the wall clock
 
 
 def interleaved(setup: Setup, cmds: dict[str, list[str]], runs: int) -> dict[str, list[float]]:
@@ -164,10 +278,11 @@ def interleaved(setup: Setup, cmds: dict[str, list[str]], runs: int) -> dict[str
     for i in range(runs + 1):
         shift = i % len(names)
         for name in names[shift:] + names[:shift]:
-            env = setup.env if cmds[name][0] == BERTH else ENV
-            elapsed = run_once(cmds[name], env, i)
+            env = setup.env if BERTH in cmds[name] else ENV
+            elapsed, cpu = run_once(cmds[name], env, i)
             if i:
                 samples[name].append(elapsed)
+                CPU.setdefault(name, []).append(cpu)
     return samples
 
 
@@ -179,19 +294,30 @@ def report(title: str, results: dict[str, list[float]]) -> dict[str, float]:
     print(f"\n== {title}")
     medians = {name: statistics.median(values) for name, values in results.items()}
     for name, values in results.items():
-        print(f"  {name:<36} median {ms(medians[name])}  (min {ms(min(values)).strip()}, "
-              f"n={len(values)})")
+        cpu = f"  CPU {ms(statistics.median(CPU[name])).strip()}" if name in CPU else ""
+        print(
+            f"  {name:<36} median {ms(medians[name])}  (min {ms(min(values)).strip()}, "
+            f"n={len(values)}){cpu}"
+        )
     return medians
 
 
 def report_targets(medians: dict[str, float]) -> None:
     berth = medians["berth run --rm --network none"]
     print("\n== ratios (berth run --rm --network none busybox true)")
-    for peer, target in (("runc run", 1.0), ("crun run", None), ("runc run (host netns)", None),
-                         ("podman run --rm --network none", 0.2)):
+    for peer, target in (
+        ("runc run", 1.0),
+        ("crun run", None),
+        ("runc run (host netns)", None),
+        ("runc run (berth's config.json)", None),
+        ("podman run --rm --network none", 0.2),
+    ):
         ratio = berth / medians[peer]
-        goal = "" if target is None else (
-            f"  target <= {target:.2f}: {'met' if ratio <= target else 'NOT met'}")
+        goal = (
+            ""
+            if target is None
+            else (f"  target <= {target:.2f}: {'met' if ratio <= target else 'NOT met'}")
+        )
         print(f"  berth / {peer:<32} {ratio:5.2f}{goal}")
 
 
@@ -203,20 +329,32 @@ def trace_phases(setup: Setup, runs: int) -> None:
     walls = []
     for _ in range(runs):
         start = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, check=True, text=True)
+        proc = subprocess.run(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            check=True,
+            text=True,
+        )
         end = time.perf_counter()
         walls.append(end - start)
-        marks = [(float(line.split()[1]), line.split("ms", 1)[1].strip())
-                 for line in proc.stderr.splitlines() if line.startswith("berth-trace ")]
+        marks = sorted(
+            (float(line.split()[1]), line.split("ms", 1)[1].strip())
+            for line in proc.stderr.splitlines()
+            if line.startswith("berth-trace ")
+        )
         previous = start
         for i, (at, name) in enumerate(marks):
             label = "interpreter start (spawn to 1st line)" if i == 0 else name
             rows.setdefault(label, []).append(at - previous)
             previous = at
         rows.setdefault("interpreter exit (to parent's wait)", []).append(end - previous)
-    print(f"\n== where berth's time goes (BERTH_TRACE=1, median of {runs} fresh runs; "
-          f"each line: time since the previous checkpoint)")
+    print(
+        f"\n== where berth's time goes (BERTH_TRACE=1, median of {runs} fresh runs; "
+        f"each line: time since the previous checkpoint)"
+    )
     total = 0.0
     for name, values in rows.items():
         median = statistics.median(values)
@@ -228,38 +366,31 @@ def trace_phases(setup: Setup, runs: int) -> None:
 
 def report_bridge(results: dict[str, list[float]]) -> None:
     medians = report("the default bridge vs --network none (interleaved)", results)
-    berth_extra = medians["berth run --rm (bridge)"] - medians["berth run --rm --network none"]
-    podman_extra = (medians["podman bridge (own netns)"]
-                    - medians["podman --network none (own netns)"])
+    berth_extra = medians["berth bridge (own netns)"] - medians["berth --network none (own netns)"]
+    podman_extra = (
+        medians["podman bridge (own netns)"] - medians["podman --network none (own netns)"]
+    )
     print(f"  berth's bridge extra  {ms(berth_extra)}")
     print(f"  podman's bridge extra {ms(podman_extra)}")
     if podman_extra > 0:
         ratio = berth_extra / podman_extra
-        print(f"  berth extra / podman extra {ratio:.2f}  target <= 0.25: "
-              f"{'met' if ratio <= 0.25 else 'NOT met'}")
+        print(
+            f"  berth extra / podman extra {ratio:.2f}  target <= 0.25: "
+            f"{'met' if ratio <= 0.25 else 'NOT met'}"
+        )
 
 
 def cleanup(setup: Setup, forward: str) -> None:
     from berth.store.paths import StorePaths
 
     paths = StorePaths.at(setup.store)
-    if setup.bridge_used:
-        with contextlib.suppress(Exception):
-            from berth.network import NetworkManager
-            from berth.store.db import Database
-
-            db = Database(paths.db)
-            manager = NetworkManager(paths, db)
-            manager.reset()
-            manager.close()
-            db.close()
     if os.path.isdir(setup.podman_dir):
         subprocess.run([*setup.podman(), "rmi", "-af"], capture_output=True, check=False)
-        subprocess.run([*setup.podman(), "system", "reset", "-f"], capture_output=True,
-                       check=False)
+        subprocess.run([*setup.podman(), "system", "reset", "-f"], capture_output=True, check=False)
     if setup.netns_made:
         subprocess.run(["umount", setup.netns], capture_output=True, check=False)
     unmount_under(setup.work)
+    unmount_under(paths.run_dir)
     shutil.rmtree(paths.run_dir, ignore_errors=True)
     parent = paths.host_name("berth")
     for controller in os.listdir(CGROUP_V1):
@@ -296,8 +427,7 @@ def main() -> int:
     try:
         prepare(setup)
         results = interleaved(setup, main_commands(setup), options.runs)
-        medians = report("one container running `true`, fresh process each (interleaved)",
-                         results)
+        medians = report("one container running `true`, fresh process each (interleaved)", results)
         report_targets(medians)
         if options.trace_runs:
             trace_phases(setup, options.trace_runs)
@@ -306,7 +436,6 @@ def main() -> int:
                 pass
             quiet(["unshare", f"--net={setup.netns}", "true"])
             setup.netns_made = True
-            setup.bridge_used = True
             report_bridge(interleaved(setup, bridge_commands(setup), options.runs))
     finally:
         cleanup(setup, forward)

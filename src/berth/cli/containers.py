@@ -44,7 +44,6 @@ PS_HEADERS = {
 def options_from(inv: Invocation) -> CreateOptions:
     """``run``/``create`` flags -> CreateOptions, with docker's checks and messages."""
     from berth.containers import flagvalues as fv
-    from berth.units import parse_ram_size
 
     image, *command = inv.args
     o = CreateOptions(image=image, command=command or None)
@@ -98,7 +97,7 @@ def options_from(inv: Invocation) -> CreateOptions:
     o.memory = inv.get_int("memory")
     o.memory_reservation = inv.get_int("memory_reservation")
     swap = inv.get_str("memory_swap")
-    o.memory_swap = -1 if swap == "-1" else (parse_ram_size(swap) if swap else 0)
+    o.memory_swap = -1 if swap == "-1" else (_ram_size(swap) if swap else 0)
     swappiness = inv.get_int("memory_swappiness")
     o.memory_swappiness = swappiness if swappiness >= 0 else None
     o.oom_kill_disable = inv.get_bool("oom_kill_disable")
@@ -170,6 +169,12 @@ def options_from(inv: Invocation) -> CreateOptions:
     return o
 
 
+def _ram_size(text: str) -> int:
+    from berth.units import parse_ram_size  # here: berth.units is big, and rarely needed
+
+    return parse_ram_size(text)
+
+
 def create(inv: Invocation) -> int:
     engine = Engine()
     container = engine.containers.create(options_from(inv))
@@ -203,8 +208,7 @@ def _run_attached(
         if options.tty:
             from berth.engine.foreground_tty import run_foreground_tty
 
-            code = run_foreground_tty(engine.containers, container,
-                                      stdin_open=options.stdin_open)
+            code = run_foreground_tty(engine.containers, container, stdin_open=options.stdin_open)
         elif logging:
             read_out, write_out = os.pipe()
             read_err, write_err = os.pipe()
@@ -274,7 +278,6 @@ def start(inv: Invocation) -> int:
         from berth.monitor.client import SupervisorClient
 
         client = SupervisorClient.ensure(engine.paths)
-        client.start(container.id)
         tty = bool(container.record.config.get("Tty"))
         return int(
             client.attach(
@@ -283,6 +286,7 @@ def start(inv: Invocation) -> int:
                 stdout=True,
                 stderr=True,
                 tty=tty,
+                start=True,
                 detach_keys=inv.get_str("detach_keys") or "ctrl-p,ctrl-q",
             )
         )
@@ -290,7 +294,7 @@ def start(inv: Invocation) -> int:
 
 
 def stop(inv: Invocation) -> int:
-    timeout = inv.options.get("time")
+    timeout = inv.get_int("time") if inv.is_set("time") else None
     signal_name = inv.get_str("signal") or None
     return _each(
         inv, lambda engine, c: engine.containers.stop(c, timeout=timeout, signal_name=signal_name)
@@ -298,7 +302,7 @@ def stop(inv: Invocation) -> int:
 
 
 def restart(inv: Invocation) -> int:
-    timeout = inv.options.get("time")
+    timeout = inv.get_int("time") if inv.is_set("time") else None
 
     def action(engine: Engine, container: Container) -> None:
         if container.record.running:
@@ -424,7 +428,7 @@ def ps_row(
         ),
         "Names": record.name,
         "Networks": str(record.host_config.get("NetworkMode") or ""),
-        "Ports": _ports(record.extra.get("NetworkSettings") or {}),
+        "Ports": _ports(record.extra.get("NetworkSettings") or {}) if record.running else "",
         "RunningFor": time_ago(record.created),
         "Size": "",
         "State": record.status,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 
 def write(text: str) -> None:
@@ -30,5 +32,7 @@ def format_objects(objects: Sequence[Any], fmt: str) -> str:
     from berth.cli import gotemplate
 
     if not fmt or fmt == "json":
+        import json
+
         return json.dumps(list(objects), indent=4) + "\n"
     return "".join(gotemplate.render(fmt, obj) + "\n" for obj in objects)

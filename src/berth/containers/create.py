@@ -8,10 +8,7 @@ its own gets an anonymous volume; the hostname defaults to the short ID.
 from __future__ import annotations
 
 import os
-import secrets
 import time
-from dataclasses import asdict
-from typing import Any
 
 from berth.containers.names import check_name, random_name
 from berth.containers.options import CreateOptions, MountSpec
@@ -20,7 +17,13 @@ from berth.containers.volumes import VolumeStore
 from berth.errors import ImageNotFound, InvalidArgument, PathNotFound
 from berth.oci.config import ContainerConfig
 from berth.store.images import ImageRecord
-from berth.store.store import Store
+from berth.values import as_dict
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from berth.store.store import Store
 
 DEFAULT_LOG_OPTS = {"max-size": "10m", "max-file": "3"}
 
@@ -40,7 +43,7 @@ def create_container(
         from berth.containers.records import name_in_use
 
         raise name_in_use(name, taken)
-    container_id = secrets.token_hex(32)
+    container_id = os.urandom(32).hex()  # what secrets.token_hex(32) is
     config = _config(options, image_config, container_id)
     entrypoint = config.get("Entrypoint") or []
     argv = [*entrypoint, *(config.get("Cmd") or [])]
@@ -173,6 +176,10 @@ def _env_pairs(items: list[str]) -> list[tuple[str, str]]:
 
 
 def _host_config(options: CreateOptions) -> dict[str, Any]:
+    if options.log_config.config:  # a bad --log-opt is refused here (the defaults are good)
+        from berth.containers.logs import parse_log_options  # costs ms: only when there are
+
+        parse_log_options(options.log_config.config)
     log_opts = dict(DEFAULT_LOG_OPTS)
     log_opts.update(options.log_config.config)
     return {
@@ -357,7 +364,7 @@ def _clean_target(path: str) -> str:
 
 def options_summary(options: CreateOptions) -> dict[str, Any]:
     """For debugging and tests: the options as plain data."""
-    return asdict(options)
+    return as_dict(options)
 
 
 def image_not_found(name: str) -> ImageNotFound:

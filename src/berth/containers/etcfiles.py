@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 HOSTS_BASE = (
     "127.0.0.1\tlocalhost\n"

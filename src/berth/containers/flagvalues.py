@@ -5,13 +5,12 @@ CLI parses them, with its error messages."""
 from __future__ import annotations
 
 import os
-import re
 
 from berth.containers.options import DeviceSpec, MountSpec, RestartPolicy, Ulimit
 from berth.errors import InvalidArgument, PathNotFound
 
 PROPAGATIONS = ("shared", "slave", "private", "rshared", "rslave", "rprivate")
-_VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_VOLUME_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$"  # checked with re only for a -v NAME:/path
 RESTART_NAMES = ("no", "always", "unless-stopped", "on-failure")
 
 
@@ -58,7 +57,7 @@ def parse_volume(spec: str) -> MountSpec:
             propagation=propagation,
             create_host_path=True,
         )
-    if source and not _VOLUME_NAME.match(source):
+    if source and not _is_volume_name(source):
         raise InvalidArgument(
             f'"{source}" includes invalid characters for a local volume name, only '
             '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
@@ -295,3 +294,9 @@ def _no_leftovers(fields: dict[str, str], kind: str) -> None:
 
 def _is_permissions(text: str) -> bool:
     return bool(text) and all(c in "rwm" for c in text) and len(set(text)) == len(text)
+
+
+def _is_volume_name(text: str) -> bool:
+    import re
+
+    return re.match(_VOLUME_NAME, text) is not None

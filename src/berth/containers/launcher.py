@@ -10,32 +10,39 @@ undoes all of that. Both are used by the CLI (foreground containers) and by the 
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import shutil
-import signal
-from dataclasses import dataclass
-from typing import Any
 
-from berth import trace
+from berth import jsonio, trace
+from berth.basics import suppress
 from berth.containers.etcfiles import write_etc_files
 from berth.containers.records import ContainerRecord, ContainerRecords, now_rfc3339
-from berth.containers.runtimes import ContainerRuntime, runtime_for, signal_number
+from berth.containers.runtimes import runtime_for, signal_number
 from berth.containers.spec import SpecInputs, build_spec
 from berth.containers.users import resolve_user
 from berth.containers.volumes import VolumeStore, seed_volume
-from berth.errors import BerthError, ContainerError, ContainerStateConflict
+from berth.errors import BerthError, ContainerStateConflict
+from berth.runtime import signals
 from berth.store.rootfs import RootfsDirs, mount_rootfs, unmount_rootfs
-from berth.store.store import Store
+from berth.store.trees import remove_tree
+from berth.values import FrozenValue, init_fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from berth.containers.runtimes import ContainerRuntime
+    from berth.store.store import Store
 
 DEFAULT_STOP_TIMEOUT = 10
 
 
-@dataclass(frozen=True, slots=True)
-class Started:
+class Started(FrozenValue):
+    __slots__ = ("pid", "pid_start")
     pid: int
     pid_start: int
+
+    def __init__(self, pid: int, pid_start: int) -> None:
+        init_fields(self, pid=pid, pid_start=pid_start)
 
 
 class Launcher:
@@ -68,14 +75,16 @@ class Launcher:
         self, container_id: str, *, stdio: tuple[int, int, int], console_socket: str | None = None
     ) -> Started:
         record = self.records.get(container_id)
-        if record.running:
+        if record.running and record.status != "restarting":
             raise ContainerStateConflict(f"container {record.short_id} is already running")
         dirs = self.rootfs_dirs(container_id)
         runtime = self.runtime(record)
         mounted = created = False
         try:
             _reset_workdir(dirs.work)
-            mount_rootfs(self.store, record.top_chain, dirs)
+            # an --rm container's upper dir is thrown away: never sync it (see mount_rootfs)
+            volatile = bool(record.host_config.get("AutoRemove"))
+            mount_rootfs(self.store, record.top_chain, dirs, volatile=volatile)
             mounted = True
             trace.mark("rootfs mounted")
             spec = self._prepare(record, dirs.merged)
@@ -83,12 +92,13 @@ class Launcher:
             bundle = self.bundle_dir(container_id)
             os.makedirs(bundle, exist_ok=True)
             with open(os.path.join(bundle, "config.json"), "w") as f:
-                json.dump(spec, f)
+                f.write(jsonio.dumps(spec))
             runtime.delete(container_id)  # a leftover of a crashed berth, if any
             trace.mark("bundle written")
             pid = runtime.create(container_id, bundle, stdio=stdio, console_socket=console_socket)
             created = True
             trace.mark("runtime created")
+            pid_start = _pid_start(pid)
             self.records.update_state(
                 container_id,
                 Status="running",
@@ -101,24 +111,27 @@ class Launcher:
                 ExitCode=0,
                 Error="",
                 StartedAt=now_rfc3339(),
-                PidStart=_pid_start(pid),
+                PidStart=pid_start,
             )
             trace.mark("running recorded")
             runtime.start(container_id)
             trace.mark("runtime started")
-            return Started(pid, _pid_start(pid))
+            from berth.containers.events import container_event
+
+            container_event(self.store, "start", record)
+            return Started(pid, pid_start)
         except BaseException as exc:
             if created:
-                with contextlib.suppress(BerthError, OSError):
+                with suppress(BerthError, OSError):
                     runtime.delete(container_id)
             if mounted:
-                with contextlib.suppress(BerthError, OSError):
+                with suppress(BerthError, OSError):
                     unmount_rootfs(dirs)
-            with contextlib.suppress(BerthError, OSError):
+            with suppress(BerthError, OSError):
                 self._teardown_network(record)
             message = str(exc) if isinstance(exc, BerthError) else repr(exc)
             never_ran = str(record.state.get("StartedAt", "0001")).startswith("0001")
-            with contextlib.suppress(BerthError):
+            with suppress(BerthError):
                 self.records.update_state(
                     container_id,
                     Status="created" if never_ran else "exited",
@@ -186,6 +199,10 @@ class Launcher:
                 tuple(host.get("DnsOptions") or ()),
             ),
         )
+        if _resolves_names(network) and os.environ.get("BERTH_SUPERVISOR") != "1":
+            from berth.monitor.client import SupervisorClient
+
+            SupervisorClient.ensure(self.store.paths)  # it hosts the embedded DNS server
         try:
             network.write_files(container_dir)
             self.records.update_extra(record.id, NetworkSettings=_network_settings(network))
@@ -196,8 +213,18 @@ class Launcher:
 
     # ----------------------------------------------------------------- finish
 
-    def finish(self, container_id: str, exit_code: int, *, oom_killed: bool | None = None) -> None:
-        """Record the exit and undo start; idempotent. Removes an AutoRemove container."""
+    def finish(
+        self,
+        container_id: str,
+        exit_code: int,
+        *,
+        oom_killed: bool | None = None,
+        restarting: bool = False,
+    ) -> None:
+        """Record the exit and undo start; idempotent. Removes an AutoRemove container.
+
+        ``restarting``: the supervisor will start it again (its restart policy): the record
+        says "restarting" (Docker's state between two runs) rather than "exited"."""
         try:
             record = self.records.get(container_id)
         except BerthError:
@@ -205,28 +232,34 @@ class Launcher:
         runtime = self.runtime(record)
         if oom_killed is None:
             oom_killed = runtime.oom_killed(container_id)
-        with contextlib.suppress(BerthError, OSError):
+        with suppress(BerthError, OSError):
             runtime.delete(container_id)
         trace.mark("runtime deleted")
-        with contextlib.suppress(BerthError, OSError):
+        with suppress(BerthError, OSError):
             unmount_rootfs(self.rootfs_dirs(container_id))
         trace.mark("rootfs unmounted")
-        with contextlib.suppress(BerthError, OSError):
+        with suppress(BerthError, OSError):
             self._teardown_network(record)
         self.records.update_state(
             container_id,
-            Status="exited",
-            Running=False,
+            Status="restarting" if restarting else "exited",
+            Running=restarting,
             Paused=False,
-            Restarting=False,
+            Restarting=restarting,
             Pid=0,
             ExitCode=exit_code,
             FinishedAt=now_rfc3339(),
             OOMKilled=bool(oom_killed),
         )
+        from berth.containers.events import container_event
+
+        if record.running and oom_killed:
+            container_event(self.store, "oom", record)
+        if record.running:
+            container_event(self.store, "die", record, exitCode=exit_code)
         trace.mark("exit recorded")
-        if record.host_config.get("AutoRemove"):
-            self.remove(container_id, volumes=True)
+        if record.host_config.get("AutoRemove") and not restarting:
+            self._forget(record, volumes=True)  # the runtime, rootfs and network are undone
             trace.mark("container removed")
 
     def _teardown_network(self, record: ContainerRecord) -> None:
@@ -250,7 +283,7 @@ class Launcher:
 
     def stop_signal(self, container_id: str) -> tuple[int, int]:
         record = self.records.get(container_id)
-        signum = signal_number(record.config.get("StopSignal"), signal.SIGTERM)
+        signum = signal_number(record.config.get("StopSignal"), signals.SIGTERM)
         timeout = record.config.get("StopTimeout")
         return signum, int(timeout) if timeout is not None else DEFAULT_STOP_TIMEOUT
 
@@ -309,6 +342,11 @@ class Launcher:
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "noNewPrivileges": True,
         }
+        from berth.containers.events import container_event
+
+        exec_id = os.urandom(32).hex()
+        for action in ("exec_create", "exec_start"):
+            container_event(self.store, f"{action}: {' '.join(argv)}", record, execID=exec_id)
         return self.runtime(record).exec(
             container_id,
             process,
@@ -324,14 +362,22 @@ class Launcher:
         anonymous volumes."""
         record = self.records.get(container_id)
         runtime = self.runtime(record)
-        with contextlib.suppress(BerthError, OSError):
+        with suppress(BerthError, OSError):
             runtime.delete(container_id)
-        with contextlib.suppress(BerthError, OSError):
+        with suppress(BerthError, OSError):
             unmount_rootfs(self.rootfs_dirs(container_id))
-        with contextlib.suppress(BerthError, OSError):
+        with suppress(BerthError, OSError):
             self._teardown_network(record)
+        self._forget(record, volumes=volumes)
+
+    def _forget(self, record: ContainerRecord, *, volumes: bool) -> None:
+        """The second half of :meth:`remove`: the record, the dirs, the anonymous volumes."""
+        container_id = record.id
         with self.store.db.write() as conn:
             used = self.records.delete_in(conn, container_id)
+        from berth.containers.events import container_event
+
+        container_event(self.store, "destroy", record)
         directory = self.records.dir(container_id)
         if os.path.isdir(directory):
             trash = os.path.join(self.store.paths.trash, f"container-{container_id}")
@@ -340,13 +386,13 @@ class Launcher:
                 os.rename(directory, trash)
             except OSError:
                 trash = directory
-            shutil.rmtree(trash, ignore_errors=True)
-        shutil.rmtree(self.records.run_dir(container_id), ignore_errors=True)
+            remove_tree(trash)
+        remove_tree(self.records.run_dir(container_id))
         if volumes:
             anonymous = {m["Name"] for m in record.extra.get("Mounts") or [] if m.get("Anonymous")}
             for name in used:
                 if name in anonymous:
-                    with contextlib.suppress(BerthError):
+                    with suppress(BerthError):
                         self.volumes.remove(name)
         if _image_gone(self.store, record):  # rmi -f left its layers to this container
             self.store.collect_garbage()
@@ -396,6 +442,12 @@ def _network_settings(network: Any) -> dict[str, Any]:
     return settings
 
 
+def _resolves_names(network: Any) -> bool:
+    """Whether the container is on a user-defined network (names resolve through DNS)."""
+    return any(e.network_name != "bridge" for e in network.endpoints) and \
+        network.mode == "bridge"
+
+
 def _seed(mount: dict[str, Any], rootfs: str) -> None:
     """Seed a volume from what the image has at its mount point, resolved inside the
     rootfs (an absolute symlink in the image must not lead to the host's files)."""
@@ -416,13 +468,14 @@ def _seed(mount: dict[str, Any], rootfs: str) -> None:
 
 
 def _image_gone(store: Store, record: ContainerRecord) -> bool:
-    return store.images.get(record.image_id) is None
+    row = store.db.execute("SELECT 1 FROM images WHERE id = ?", (record.image_id,)).fetchone()
+    return row is None
 
 
 def _reset_workdir(work: str) -> None:
     """overlayfs refuses a work dir left non-empty by an unclean unmount."""
     if os.path.isdir(work) and os.listdir(work):
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
 
 
 def _pid_start(pid: int) -> int:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import re
-import secrets
-from collections.abc import Callable
+import os
 
 from berth.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ADJECTIVES = (
     "able",
@@ -167,23 +169,39 @@ NOUNS = (
     "wharf",
     "winch",
 )
-VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+VALID_NAME = r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$"
 
 
 def random_name(taken: Callable[[str], bool]) -> str:
     """A free name such as ``brave_harbor`` (a number is added if the pair is in use)."""
     for attempt in range(100):
-        name = f"{secrets.choice(ADJECTIVES)}_{secrets.choice(NOUNS)}"
+        name = f"{_choice(ADJECTIVES)}_{_choice(NOUNS)}"
         if attempt > 10:
-            name += str(secrets.randbelow(10))
+            name += str(_randbelow(10))
         if not taken(name):
             return name
-    return f"berth_{secrets.token_hex(6)}"
+    return f"berth_{os.urandom(6).hex()}"
+
+
+def _choice(words: tuple[str, ...]) -> str:
+    return words[_randbelow(len(words))]
+
+
+def _randbelow(n: int) -> int:
+    """A uniform random integer in ``[0, n)`` from ``os.urandom``, as ``secrets.randbelow``
+    draws it (without importing :mod:`secrets`, which loads OpenSSL)."""
+    bits = n.bit_length()
+    while True:
+        value = int.from_bytes(os.urandom((bits + 7) // 8)) >> (-bits % 8)
+        if value < n:
+            return value
 
 
 def check_name(name: str) -> str:
     """A user-given name, checked as Docker checks it; returns it without a leading ``/``."""
-    if not VALID_NAME.match(name):
+    import re
+
+    if not re.match(VALID_NAME, name):
         raise InvalidArgument(
             f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         )

@@ -7,10 +7,10 @@ berth processes updating one container never lose each other's change.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
+from berth import jsonio
 from berth.errors import ContainerNotFound, NameInUse
 from berth.oci.digest import Digest
 from berth.values import Value
@@ -211,7 +211,7 @@ class ContainerRecords:
             ).fetchone()
             if row is None:
                 raise ContainerNotFound(f"No such container: {container_id}")
-            state = json.loads(row[0]) or initial_state()
+            state = jsonio.loads(row[0]) or initial_state()
             state.update(fields)
             status = str(fields.get("Status", row[1]))
             conn.execute(
@@ -227,7 +227,7 @@ class ContainerRecords:
             ).fetchone()
             if row is None:
                 raise ContainerNotFound(f"No such container: {container_id}")
-            extra = json.loads(row[0])
+            extra = jsonio.loads(row[0])
             extra.update(fields)
             conn.execute(
                 "UPDATE containers SET extra = ? WHERE id = ?", (_dump(extra), container_id)
@@ -289,7 +289,7 @@ def now_rfc3339() -> str:
 
 
 def _dump(data: dict[str, Any]) -> str:
-    return json.dumps(data, separators=(",", ":"))
+    return jsonio.dumps(data)  # json.dumps(data, separators=(",", ":")), without importing json
 
 
 def _record(row: sqlite3.Row) -> ContainerRecord:
@@ -302,8 +302,8 @@ def _record(row: sqlite3.Row) -> ContainerRecord:
         top_chain=Digest.parse(top) if top else None,
         status=row["status"],
         created=row["created"],
-        config=json.loads(row["config"]),
-        host_config=json.loads(row["host_config"]),
-        state=json.loads(row["state"]) or initial_state(),
-        extra=json.loads(row["extra"]),
+        config=jsonio.loads(row["config"]),
+        host_config=jsonio.loads(row["host_config"]),
+        state=jsonio.loads(row["state"]) or initial_state(),
+        extra=jsonio.loads(row["extra"]),
     )

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
-from typing import Any
 
-from berth.containers.users import ExecUser
 from berth.errors import ContainerError, InvalidArgument, PathNotFound
+from berth.values import FrozenValue, init_fields
 
-SPEC_VERSION = "1.2.0"
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from berth.containers.users import ExecUser
+
+SPEC_VERSION = "1.0.2"  # what Docker writes; runc, crun and berth all take it
 DEFAULT_SHM = 64 * 1024 * 1024
 INIT_BINARIES = (
     "/usr/bin/catatonit",
@@ -46,17 +50,38 @@ RLIMIT_NAMES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class SpecInputs:
+class SpecInputs(FrozenValue):
     """What the spec needs beyond the record's documents."""
 
+    __slots__ = ("cgroup_v2", "cgroups_path", "container_dir", "mounts", "netns", "rootfs", "user")
     rootfs: str
     user: ExecUser
     cgroups_path: str
     container_dir: str  # holds hosts, hostname, resolv.conf
     netns: str | None  # a network namespace to join; None: a new one (or host, see mode)
     mounts: list[dict[str, Any]]  # resolved Mounts (inspect shape) + "TmpfsOptions"
-    cgroup_v2: bool = False
+    cgroup_v2: bool
+
+    def __init__(
+        self,
+        rootfs: str,
+        user: ExecUser,
+        cgroups_path: str,
+        container_dir: str,
+        netns: str | None,
+        mounts: list[dict[str, Any]],
+        cgroup_v2: bool = False,
+    ) -> None:
+        init_fields(
+            self,
+            rootfs=rootfs,
+            user=user,
+            cgroups_path=cgroups_path,
+            container_dir=container_dir,
+            netns=netns,
+            mounts=mounts,
+            cgroup_v2=cgroup_v2,
+        )
 
 
 def build_spec(

@@ -5,35 +5,44 @@ that leads out of the root)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from berth.errors import ContainerError
 from berth.store.safepath import open_in_root
+from berth.values import FrozenValue, init_fields
 
 MAX_ID = 2**31 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class ExecUser:
+class ExecUser(FrozenValue):
+    __slots__ = ("additional_gids", "gid", "home", "uid")
     uid: int
     gid: int
     additional_gids: tuple[int, ...]
     home: str
 
+    def __init__(self, uid: int, gid: int, additional_gids: tuple[int, ...], home: str) -> None:
+        init_fields(self, uid=uid, gid=gid, additional_gids=additional_gids, home=home)
 
-@dataclass(frozen=True, slots=True)
-class _Passwd:
+
+class _Passwd(FrozenValue):
+    __slots__ = ("gid", "home", "name", "uid")
     name: str
     uid: int
     gid: int
     home: str
 
+    def __init__(self, name: str, uid: int, gid: int, home: str) -> None:
+        init_fields(self, name=name, uid=uid, gid=gid, home=home)
 
-@dataclass(frozen=True, slots=True)
-class _Group:
+
+class _Group(FrozenValue):
+    __slots__ = ("gid", "members", "name")
     name: str
     gid: int
     members: tuple[str, ...]
+
+    def __init__(self, name: str, gid: int, members: tuple[str, ...]) -> None:
+        init_fields(self, name=name, gid=gid, members=members)
 
 
 def resolve_user(rootfs: str, spec: str, group_add: list[str] | None = None) -> ExecUser:

@@ -7,31 +7,53 @@ mounts an empty volume over a path that has content in the image, that content i
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import secrets
-import shutil
 import stat
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
+from berth import jsonio
 from berth.errors import InvalidArgument, VolumeInUse, VolumeNotFound
-from berth.store.store import Store
+from berth.values import FrozenValue, init_fields
 
-VALID_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from berth.store.store import Store
+
+VALID_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$"
 
 
-@dataclass(frozen=True, slots=True)
-class VolumeRecord:
+class VolumeRecord(FrozenValue):
+    __slots__ = ("anonymous", "created", "driver", "labels", "mountpoint", "name", "options")
     name: str
     driver: str
     created: float
     mountpoint: str
-    labels: dict[str, str] = field(default_factory=dict)
-    options: dict[str, str] = field(default_factory=dict)
-    anonymous: bool = False
+    labels: dict[str, str]
+    options: dict[str, str]
+    anonymous: bool
+
+    def __init__(
+        self,
+        name: str,
+        driver: str,
+        created: float,
+        mountpoint: str,
+        labels: dict[str, str] | None = None,
+        options: dict[str, str] | None = None,
+        anonymous: bool = False,
+    ) -> None:
+        init_fields(
+            self,
+            name=name,
+            driver=driver,
+            created=created,
+            mountpoint=mountpoint,
+            labels={} if labels is None else labels,
+            options={} if options is None else options,
+            anonymous=anonymous,
+        )
 
     def to_docker(self) -> dict[str, Any]:
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created))
@@ -76,8 +98,8 @@ class VolumeStore:
                 f"volume options {sorted(options)} are not supported by berth's local driver"
             )
         if name is None:
-            name, anonymous = secrets.token_hex(32), True
-        elif not VALID_NAME.match(name):
+            name, anonymous = os.urandom(32).hex(), True  # what secrets.token_hex(32) is
+        elif not _valid_name(name):
             raise InvalidArgument(
                 f'"{name}" includes invalid characters for a local volume name, only '
                 '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
@@ -96,6 +118,8 @@ class VolumeStore:
             dict(options or {}),
             anonymous,
         )
+        import json  # here: only a new volume is written with it
+
         with self.db.write() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO volumes (name, driver, created, labels, options, "
@@ -109,6 +133,9 @@ class VolumeStore:
                     int(anonymous),
                 ),
             )
+        from berth.store.events import record_event
+
+        record_event(self.store, "volume", "create", name, {"driver": driver})
         return self.find(name) or record
 
     def find(self, name: str) -> VolumeRecord | None:
@@ -152,10 +179,13 @@ class VolumeStore:
                     hint="remove the containers that use it first",
                 )
             conn.execute("DELETE FROM volumes WHERE name = ?", (name,))
-            trash = os.path.join(self.store.paths.trash, f"volume-{name}-{secrets.token_hex(4)}")
+            trash = os.path.join(self.store.paths.trash, f"volume-{name}-{os.urandom(4).hex()}")
             os.makedirs(self.store.paths.trash, exist_ok=True)
             if os.path.exists(os.path.join(self.store.paths.volumes, name)):
                 os.rename(os.path.join(self.store.paths.volumes, name), trash)
+        from berth.store.events import record_event
+
+        record_event(self.store, "volume", "destroy", name, {"driver": "local"})
         self.store.layers.empty_trash()
 
     def prune(
@@ -183,10 +213,16 @@ class VolumeStore:
             driver=row["driver"],
             created=row["created"],
             mountpoint=self.path(row["name"]),
-            labels=json.loads(row["labels"]),
-            options=json.loads(row["options"]),
+            labels=jsonio.loads(row["labels"]),
+            options=jsonio.loads(row["options"]),
             anonymous=bool(row["anonymous"]),
         )
+
+
+def _valid_name(name: str) -> bool:
+    import re
+
+    return re.match(VALID_NAME, name) is not None
 
 
 def seed_volume(volume_dir: str, image_dir: str) -> bool:
@@ -208,6 +244,8 @@ def seed_volume(volume_dir: str, image_dir: str) -> bool:
 def copy_tree(src: str, dst: str) -> None:
     """Copy ``src``'s contents into the existing dir ``dst`` keeping owners, modes, times,
     symlinks and hard links (within the tree). Symlinks are copied, never followed."""
+    import shutil
+
     links: dict[tuple[int, int], str] = {}
     for dirpath, dirnames, filenames in os.walk(src):
         rel = os.path.relpath(dirpath, src)

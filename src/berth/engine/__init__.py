@@ -18,6 +18,8 @@ from berth.store.paths import StorePaths
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Iterator
+    from typing import Any
 
     from berth.engine.containers import ContainerCollection
     from berth.engine.images import ImageCollection
@@ -66,6 +68,28 @@ class Engine:
         from berth.engine.system import SystemService
 
         return SystemService(self)
+
+    def info(self) -> dict[str, Any]:
+        """docker-py's ``client.info()``: the store's counts and what the host supports."""
+        from berth.engine.hostinfo import info
+
+        return info(self)
+
+    def events(
+        self,
+        since: str | float | None = None,
+        until: str | float | None = None,
+        filters: dict[str, list[str]] | None = None,
+        decode: bool = False,
+    ) -> Iterator[Any]:
+        """docker-py's ``client.events()``: event messages (dicts with ``decode``, else JSON
+        bytes), following new ones until ``until`` (forever without it)."""
+        import json
+
+        from berth.engine.events import stream_events
+
+        messages = stream_events(self, since=since, until=until, filters=filters)
+        return messages if decode else (json.dumps(m).encode() for m in messages)
 
     def close(self) -> None:
         if "store" in self.__dict__:

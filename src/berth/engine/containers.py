@@ -8,17 +8,13 @@ ones are started by the store's supervisor (``berth.monitor``), which outlives t
 from __future__ import annotations
 
 import builtins
-import contextlib
 import os
 import select
-import signal
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
 
 from berth import trace
+from berth.basics import suppress
 from berth.containers.options import CreateOptions
 from berth.containers.records import ContainerRecord, ContainerRecords
 from berth.errors import (
@@ -29,8 +25,14 @@ from berth.errors import (
     ImageNotFound,
     InvalidArgument,
 )
+from berth.runtime import signals
+from berth.values import FrozenValue, init_fields
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
     from berth.containers.launcher import Launcher
     from berth.engine import Engine
     from berth.engine.images import Image
@@ -49,10 +51,13 @@ class ContainerFailed(ContainerError):
         self.stderr = stderr
 
 
-@dataclass(frozen=True, slots=True)
-class ExecResult:
+class ExecResult(FrozenValue):
+    __slots__ = ("exit_code", "output")
     exit_code: int | None
     output: bytes | tuple[bytes, bytes] | None
+
+    def __init__(self, exit_code: int | None, output: bytes | tuple[bytes, bytes] | None) -> None:
+        init_fields(self, exit_code=exit_code, output=output)
 
 
 class Container:
@@ -186,8 +191,51 @@ class Container:
     def rename(self, name: str) -> None:
         from berth.containers.names import check_name
 
+        old_name = self.name
         self.collection.records.rename(self.id, check_name(name))
         self.reload()
+        _event(self.collection, "rename", self.record, oldName=f"/{old_name}")
+
+    # docker-py's other methods: see berth.engine.container_api
+    def top(self, ps_args: str | None = None) -> dict[str, Any]:
+        from berth.engine import container_api
+
+        return container_api.top(self, ps_args)
+
+    def stats(self, *, stream: bool = True, decode: bool = False) -> Any:
+        from berth.engine import container_api
+
+        return container_api.stats(self, stream=stream, decode=decode)
+
+    def commit(self, repository: str | None = None, tag: str | None = None, **kw: Any) -> Image:
+        from berth.engine import container_api
+
+        return container_api.commit(self, repository, tag, **kw)
+
+    def export(self, chunk_size: int = 2 * 1024 * 1024) -> Iterator[bytes]:
+        from berth.engine import container_api
+
+        return container_api.export(self, chunk_size)
+
+    def diff(self) -> builtins.list[dict[str, Any]]:
+        from berth.engine import container_api
+
+        return container_api.diff(self)
+
+    def update(self, **kwargs: Any) -> dict[str, Any]:
+        from berth.engine import container_api
+
+        return container_api.update(self, **kwargs)
+
+    def get_archive(self, path: str, chunk_size: int = 2 * 1024 * 1024) -> Any:
+        from berth.engine import container_api
+
+        return container_api.get_archive(self, path, chunk_size)
+
+    def put_archive(self, path: str, data: Any) -> bool:
+        from berth.engine import container_api
+
+        return container_api.put_archive(self, path, data)
 
 
 class ContainerCollection:
@@ -247,7 +295,7 @@ class ContainerCollection:
         if record.extra.get("Supervised") and self._supervisor_running():
             return record  # the supervisor owns it and records the exit
         self.launcher.finish(record.id, UNKNOWN_EXIT)
-        with contextlib.suppress(BerthError):
+        with suppress(BerthError):
             self.records.update_state(
                 record.id,
                 Error="the container's process ended while no berth process "
@@ -268,13 +316,13 @@ class ContainerCollection:
         **kwargs: Any,
     ) -> Container:
         from berth.containers.create import create_container, image_not_found
-        from berth.engine.docker_kwargs import options_from_kwargs
 
-        options = (
-            image
-            if isinstance(image, CreateOptions)
-            else options_from_kwargs(image, command, kwargs)
-        )
+        if isinstance(image, CreateOptions):
+            options = image
+        else:
+            from berth.engine.docker_kwargs import options_from_kwargs
+
+            options = options_from_kwargs(image, command, kwargs)
         try:
             found = self.engine.images.get(options.image)
         except ImageNotFound:
@@ -284,7 +332,9 @@ class ContainerCollection:
         else:
             if options.pull == "always":
                 found = self._pull(options.image)
+        trace.mark("image found")
         record = create_container(self.engine.store, options, found.record, found.config.config)
+        _event(self, "create", record)
         return Container(self, record)
 
     def _pull(self, name: str) -> Image:
@@ -337,7 +387,7 @@ class ContainerCollection:
         out = bytes(captured["stdout"]) if stdout else b""
         err = bytes(captured["stderr"]) if stderr else b""
         if remove:
-            with contextlib.suppress(BerthError):
+            with suppress(BerthError):
                 self.remove(container, force=True, volumes=True)
         if code != 0:
             raise ContainerFailed(
@@ -371,9 +421,10 @@ class ContainerCollection:
         launcher = self.launcher
         writer = None
         if log and pipes:
-            from berth.containers.logs import LogWriter
+            from berth.containers.logs import writer_for
 
-            writer = _log_writer(LogWriter, self.records.log_path(record.id), record)
+            log_config = record.host_config.get("LogConfig")
+            writer = writer_for(self.records.log_path(record.id), log_config)
         self.records.update_extra(record.id, Supervised=False)
         old_handlers = _proxy_signals(launcher, record.id) if sig_proxy else {}
         external = (record.host_config.get("Runtime") or "berth") != "berth"
@@ -391,7 +442,7 @@ class ContainerCollection:
             if writer is not None:
                 writer.close()
             if record.host_config.get("AutoRemove"):
-                with contextlib.suppress(BerthError):
+                with suppress(BerthError):
                     launcher.remove(record.id, volumes=True)
             raise
         _close_write_ends(stdio, pipes)
@@ -430,10 +481,13 @@ class ContainerCollection:
         self, container: Container, *, timeout: int | None = None, signal_name: str | None = None
     ) -> None:
         record = self._reconcile(self.records.get(container.id))
-        if not record.running:
-            return
-        if record.extra.get("Supervised"):
+        if record.extra.get("Supervised") and (record.running or self._supervisor_running()):
+            # also when it reads "exited": a restart may be pending, and stop cancels it
             self._supervisor().stop(record.id, timeout=timeout, signal=signal_name)
+            if record.running:
+                _event(self, "stop", record)
+            return
+        if not record.running:
             return
         from berth.containers.runtimes import signal_number
 
@@ -441,12 +495,13 @@ class ContainerCollection:
         if signal_name:
             signum = signal_number(signal_name)
         wait = default_timeout if timeout is None else timeout
-        with contextlib.suppress(BerthError):
+        with suppress(BerthError):
             self.launcher.kill(record.id, signum)
         if not self._wait_gone(record, wait):
-            with contextlib.suppress(BerthError):
-                self.launcher.kill(record.id, signal.SIGKILL)
+            with suppress(BerthError):
+                self.launcher.kill(record.id, signals.SIGKILL)
             self._wait_gone(record, 10)
+        _event(self, "stop", record)
 
     def _wait_gone(self, record: ContainerRecord, timeout: float) -> bool:
         """Wait for a container another process runs to be recorded as exited."""
@@ -462,7 +517,9 @@ class ContainerCollection:
         from berth.containers.runtimes import signal_number
 
         record = self._reconcile(self.records.get(container.id))
-        if record.extra.get("Supervised") and record.running:
+        if record.running:
+            _event(self, "kill", record, signal=signal_number(signal_name))
+        if record.extra.get("Supervised") and (record.running or record.status == "restarting"):
             self._supervisor().kill(record.id, str(signal_name))
             return
         self.launcher.kill(record.id, signal_number(signal_name))
@@ -475,11 +532,13 @@ class ContainerCollection:
                 raise ContainerStateConflict(f"Container {record.id} is not running")
             runtime.pause(record.id)
             self.records.update_state(record.id, Status="paused", Paused=True)
+            _event(self, "pause", record)
         else:
             if record.status != "paused":
                 raise ContainerStateConflict(f"Container {record.id} is not paused")
             runtime.resume(record.id)
             self.records.update_state(record.id, Status="running", Paused=False)
+            _event(self, "unpause", record)
 
     def remove(self, container: Container, *, force: bool = False, volumes: bool = False) -> None:
         record = self._reconcile(self.records.get(container.id))
@@ -490,13 +549,13 @@ class ContainerCollection:
                     "container before attempting removal or force remove"
                 )
             if record.status == "paused":
-                with contextlib.suppress(BerthError):
+                with suppress(BerthError):
                     self.launcher.runtime(record).resume(record.id)
             self.stop(container, timeout=0, signal_name="KILL")
         if record.extra.get("Supervised") and self._supervisor_running():
-            with contextlib.suppress(BerthError):
+            with suppress(BerthError):
                 self._supervisor().forget(record.id)
-        with contextlib.suppress(ContainerNotFound):
+        with suppress(ContainerNotFound):
             self.launcher.remove(record.id, volumes=volumes)
 
     def wait(
@@ -640,7 +699,7 @@ class ContainerCollection:
         reclaimed = 0
         for container in prune_selection(self, filters or {}):
             size = _dir_size(self.launcher.rootfs_dirs(container.id).upper)
-            with contextlib.suppress(BerthError):
+            with suppress(BerthError):
                 self.remove(container)
                 deleted.append(container.id)
                 reclaimed += size
@@ -650,22 +709,19 @@ class ContainerCollection:
 # ------------------------------------------------------------------------------- helpers
 
 
-def _log_writer(cls: Any, path: str, record: ContainerRecord) -> Any:
-    from berth.units import from_human_size
+def _event(
+    collection: ContainerCollection, action: str, record: ContainerRecord, **extra: Any
+) -> None:
+    from berth.containers.events import container_event
 
-    opts = (record.host_config.get("LogConfig") or {}).get("Config") or {}
-    max_size = from_human_size(opts["max-size"]) if opts.get("max-size") else 0
-    max_files = int(opts.get("max-file") or 1)
-    return cls(
-        path, max_size=max_size, max_files=max_files, compress=opts.get("compress") == "true"
-    )
+    container_event(collection.engine.store, action, record, **extra)
 
 
 def _close_write_ends(stdio: tuple[int, int, int], pipes: dict[str, int] | None) -> None:
     if not pipes:
         return
     for fd in set(stdio[1:]):
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.close(fd)
 
 
@@ -704,12 +760,12 @@ def _pump_and_wait(pid: int, pipes: dict[str, int], sink: Any, writer: Any) -> i
 
 
 PROXIED_SIGNALS = (
-    signal.SIGINT,
-    signal.SIGTERM,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
+    signals.SIGINT,
+    signals.SIGTERM,
+    signals.SIGHUP,
+    signals.SIGQUIT,
+    signals.SIGUSR1,
+    signals.SIGUSR2,
 )
 
 
@@ -717,20 +773,20 @@ def _proxy_signals(launcher: Launcher, container_id: str) -> dict[int, Any]:
     """docker run's sig-proxy: signals to the CLI are passed on to the container."""
 
     def forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(BerthError, OSError):
+        with suppress(BerthError, OSError):
             launcher.kill(container_id, signum)
 
     old: dict[int, Any] = {}
     for signum in PROXIED_SIGNALS:
-        with contextlib.suppress(ValueError, OSError):
-            old[signum] = signal.signal(signum, forward)
+        with suppress(ValueError, OSError):
+            old[signum] = signals.set_handler(signum, forward)
     return old
 
 
 def _restore_signals(old: dict[int, Any]) -> None:
     for signum, handler in old.items():
-        with contextlib.suppress(ValueError, OSError):
-            signal.signal(signum, handler)
+        with suppress(ValueError, OSError):
+            signals.set_handler(signum, handler)
 
 
 def _drain(fd: int, into: bytearray) -> None:
@@ -746,6 +802,6 @@ def _dir_size(path: str) -> int:
     total = 0
     for dirpath, _dirs, files in os.walk(path):
         for name in files:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 total += os.lstat(os.path.join(dirpath, name)).st_size
     return total

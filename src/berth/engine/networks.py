@@ -85,6 +85,7 @@ class NetworkCollection:
             options=options,
             labels=labels,
         )
+        _event(self, "create", network.id, name=network.name, type=network.driver)
         return NetworkObject(self, network)
 
     def get(self, name_or_id: str) -> NetworkObject:
@@ -134,10 +135,14 @@ class NetworkCollection:
                 hint="start it first, or give --network at run time",
             )
         self.manager.connect(record.id, network, aliases, ip)
+        net = self.manager.get(network)
+        _event(self, "connect", net.id, container=record.id, name=net.name, type=net.driver)
 
     def disconnect(self, network: str, container: str) -> None:
         record = self.engine.containers.get(container).record
+        net = self.manager.get(network)
         self.manager.disconnect(record.id, network)
+        _event(self, "disconnect", net.id, container=record.id, name=net.name, type=net.driver)
 
     def inspect(self, network: Network) -> dict[str, Any]:
         containers = {}
@@ -172,3 +177,9 @@ class NetworkCollection:
             | ({"com.docker.network.bridge.name": network.bridge} if network.bridge else {}),
             "Labels": dict(network.labels),
         }
+
+
+def _event(networks: NetworkCollection, action: str, network_id: str, **attrs: str) -> None:
+    from berth.store.events import record_event
+
+    record_event(networks.engine.store, "network", action, network_id, attrs)

@@ -8,10 +8,12 @@ stays out of the CLI).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import sys
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from berth.network.dns import DnsServer
     from berth.network.manager import NetworkManager
     from berth.network.model import (
@@ -57,4 +59,6 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'berth.network' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"berth.network.{module}"), name)
+    full = f"berth.network.{module}"
+    __import__(full)  # what importlib.import_module does, without importing importlib
+    return getattr(sys.modules[full], name)

@@ -51,11 +51,11 @@ from __future__ import annotations
 import ctypes
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from berth.errors import HostError, NetworkError
 from berth.network.model import BRIDGE, Network
 from berth.network.state import PortRow
+from berth.values import FrozenValue, init_fields
 
 USER_CHAIN = "berth-user"
 FAMILY = "inet"
@@ -83,14 +83,23 @@ _MAPS = {
 }
 
 
-@dataclass(frozen=True)
-class FirewallState:
+class FirewallState(FrozenValue):
     """What the table must hold: the store's bridge networks and its published ports."""
 
+    __slots__ = ("dns_port", "networks", "ports", "table")
     table: str
     networks: tuple[Network, ...]
     ports: tuple[PortRow, ...]
     dns_port: int | None
+
+    def __init__(
+        self,
+        table: str,
+        networks: tuple[Network, ...],
+        ports: tuple[PortRow, ...],
+        dns_port: int | None,
+    ) -> None:
+        init_fields(self, table=table, networks=networks, ports=ports, dns_port=dns_port)
 
 
 def render(state: FirewallState) -> str:

@@ -16,10 +16,10 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 
 from berth.errors import InvalidArgument
 from berth.network.model import DnsSettings
+from berth.values import FrozenValue, init_fields
 
 HOST_GATEWAY = "host-gateway"
 SYSTEMD_RESOLVED_UPSTREAMS = "/run/systemd/resolve/resolv.conf"
@@ -34,12 +34,21 @@ ff02::2\tip6-allrouters
 """
 
 
-@dataclass(frozen=True)
-class ResolvConf:
-    nameservers: tuple[str, ...] = ()
-    search: tuple[str, ...] = ()
-    options: tuple[str, ...] = ()
-    other: tuple[str, ...] = field(default=())  # lines kept as they are (sortlist, ...)
+class ResolvConf(FrozenValue):
+    __slots__ = ("nameservers", "options", "other", "search")
+    nameservers: tuple[str, ...]
+    search: tuple[str, ...]
+    options: tuple[str, ...]
+    other: tuple[str, ...]  # lines kept as they are (sortlist, ...)
+
+    def __init__(
+        self,
+        nameservers: tuple[str, ...] = (),
+        search: tuple[str, ...] = (),
+        options: tuple[str, ...] = (),
+        other: tuple[str, ...] = (),
+    ) -> None:
+        init_fields(self, nameservers=nameservers, search=search, options=options, other=other)
 
 
 def parse_resolv_conf(text: str) -> ResolvConf:

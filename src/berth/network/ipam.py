@@ -16,8 +16,8 @@ neighbour's ARP cache) is not reused at once.
 
 from __future__ import annotations
 
+import _socket as socket  # the C module: socket.py adds enums, ~3 ms to import
 import ipaddress
-import socket
 import time
 from collections.abc import Iterable, Iterator
 

@@ -25,11 +25,6 @@ from __future__ import annotations
 import builtins
 import ipaddress
 import os
-import re
-import sqlite3
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from berth.errors import (
     ContainerStateConflict,
@@ -52,13 +47,19 @@ from berth.network.model import (
     Network,
     PortMapping,
 )
+from berth.values import replace
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import re
+    import sqlite3
+    from collections.abc import Callable, Collection, Sequence
+
     from berth.network.dns import DnsServer
     from berth.store.db import Database
     from berth.store.paths import StorePaths
 
-_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_NAME_RE = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"  # for re, imported where names are checked
 _MTU_OPTIONS = ("com.docker.network.driver.mtu", "mtu")
 _BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 PREDEFINED = (BRIDGE, HOST, NONE)
@@ -93,6 +94,8 @@ class NetworkManager:
         return self.paths.host_name(f"berth{index}")
 
     def _bridge_pattern(self) -> re.Pattern[str]:
+        import re  # not at the top: a container's setup needs no regular expression
+
         if self.paths.is_default:
             return re.compile(r"^berth\d+$")
         return re.compile(rf"^berth\d+-{self.paths.suffix}$")
@@ -149,7 +152,9 @@ class NetworkManager:
         labels: dict[str, str] | None = None,
     ) -> Network:
         """``berth network create``: a user-defined bridge network (with name resolution)."""
-        if not _NAME_RE.match(name):
+        import re
+
+        if not re.match(_NAME_RE, name):
             raise InvalidArgument(f"invalid network name {name!r}",
                                   hint="use letters, digits, '_', '.' and '-', starting with a "
                                   "letter or digit")
@@ -304,6 +309,9 @@ class NetworkManager:
             self._apply_firewall(conn, f"remove network {net.name}")
         if net.bridge:
             bridge.delete_links(self.rtnl, [net.bridge])
+        from berth.store.events import record_event
+
+        record_event(self, "network", "destroy", net.id, {"name": net.name, "type": net.driver})
 
     def prune(self, keep: Callable[[Network], bool] | None = None) -> builtins.list[str]:
         """Remove every user-defined network no container uses (and ``keep`` does not keep)."""

@@ -4,7 +4,8 @@ network as the runtime and the engine need it."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+
+from berth.values import FrozenValue, init_fields
 
 BRIDGE = "bridge"  # driver of bridge networks, and the name of the default network
 HOST = "host"
@@ -12,8 +13,20 @@ NONE = "none"
 NULL_DRIVER = "null"  # Docker's driver name of the "none" network
 
 
-@dataclass(frozen=True)
-class Network:
+class Network(FrozenValue):
+    __slots__ = (
+        "bridge",
+        "created",
+        "driver",
+        "gateway",
+        "id",
+        "internal",
+        "is_default",
+        "labels",
+        "name",
+        "options",
+        "subnet",
+    )
     id: str
     name: str
     driver: str  # "bridge", "host" or "null"
@@ -22,9 +35,38 @@ class Network:
     gateway: str | None  # "172.18.0.1"
     internal: bool
     is_default: bool  # the default bridge network ("bridge"): no name resolution, like Docker's
-    options: dict[str, str] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
-    created: float = 0.0
+    options: dict[str, str]
+    labels: dict[str, str]
+    created: float
+
+    def __init__(
+        self,
+        id: str,
+        name: str,
+        driver: str,
+        bridge: str | None,
+        subnet: str | None,
+        gateway: str | None,
+        internal: bool,
+        is_default: bool,
+        options: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+        created: float = 0.0,
+    ) -> None:
+        init_fields(
+            self,
+            id=id,
+            name=name,
+            driver=driver,
+            bridge=bridge,
+            subnet=subnet,
+            gateway=gateway,
+            internal=internal,
+            is_default=is_default,
+            options={} if options is None else options,
+            labels={} if labels is None else labels,
+            created=created,
+        )
 
     @property
     def predefined(self) -> bool:
@@ -37,18 +79,42 @@ class Network:
         return self.driver == BRIDGE and not self.is_default
 
 
-@dataclass(frozen=True)
-class EndpointRequest:
+class EndpointRequest(FrozenValue):
     """One ``--network`` of ``berth run``: a network name or id (or ``none``, ``host``,
     ``container:ID``), with its ``--network-alias`` values and ``--ip``."""
 
+    __slots__ = ("aliases", "ip", "network")
     network: str
-    aliases: tuple[str, ...] = ()
-    ip: str | None = None
+    aliases: tuple[str, ...]
+    ip: str | None
+
+    def __init__(
+        self,
+        network: str,
+        aliases: tuple[str, ...] = (),
+        ip: str | None = None,
+    ) -> None:
+        init_fields(
+            self,
+            network=network,
+            aliases=aliases,
+            ip=ip,
+        )
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(FrozenValue):
+    __slots__ = (
+        "aliases",
+        "container_id",
+        "gateway",
+        "host_ifname",
+        "ifname",
+        "ip",
+        "mac",
+        "network_id",
+        "network_name",
+        "prefixlen",
+    )
     container_id: str
     network_id: str
     network_name: str
@@ -58,37 +124,93 @@ class Endpoint:
     prefixlen: int
     gateway: str | None
     mac: str
-    aliases: tuple[str, ...] = ()
+    aliases: tuple[str, ...]
+
+    def __init__(
+        self,
+        container_id: str,
+        network_id: str,
+        network_name: str,
+        ifname: str,
+        host_ifname: str,
+        ip: str,
+        prefixlen: int,
+        gateway: str | None,
+        mac: str,
+        aliases: tuple[str, ...] = (),
+    ) -> None:
+        init_fields(
+            self,
+            container_id=container_id,
+            network_id=network_id,
+            network_name=network_name,
+            ifname=ifname,
+            host_ifname=host_ifname,
+            ip=ip,
+            prefixlen=prefixlen,
+            gateway=gateway,
+            mac=mac,
+            aliases=aliases,
+        )
 
 
-@dataclass(frozen=True)
-class PortMapping:
+class PortMapping(FrozenValue):
     """One published port. ``host_ip`` "" means every host address (Docker's 0.0.0.0).
     Before setup, ``host_port`` 0 means "pick a free one", and ``host_port_end`` (when set)
     means "pick a free one from host_port to host_port_end"; after setup both are exact."""
 
+    __slots__ = ("container_port", "host_ip", "host_port", "host_port_end", "protocol")
     container_port: int
-    protocol: str = "tcp"  # "tcp", "udp" or "sctp"
-    host_ip: str = ""
-    host_port: int = 0
-    host_port_end: int = 0
+    protocol: str  # "tcp", "udp" or "sctp"
+    host_ip: str
+    host_port: int
+    host_port_end: int
+
+    def __init__(
+        self,
+        container_port: int,
+        protocol: str = "tcp",
+        host_ip: str = "",
+        host_port: int = 0,
+        host_port_end: int = 0,
+    ) -> None:
+        init_fields(
+            self,
+            container_port=container_port,
+            protocol=protocol,
+            host_ip=host_ip,
+            host_port=host_port,
+            host_port_end=host_port_end,
+        )
 
     def __str__(self) -> str:
         host = self.host_ip or "0.0.0.0"
         return f"{self.container_port}/{self.protocol} -> {host}:{self.host_port}"
 
 
-@dataclass(frozen=True)
-class DnsSettings:
+class DnsSettings(FrozenValue):
     """``--dns``, ``--dns-search``, ``--dns-option`` of one container."""
 
-    servers: tuple[str, ...] = ()
-    search: tuple[str, ...] = ()
-    options: tuple[str, ...] = ()
+    __slots__ = ("options", "search", "servers")
+    servers: tuple[str, ...]
+    search: tuple[str, ...]
+    options: tuple[str, ...]
+
+    def __init__(
+        self,
+        servers: tuple[str, ...] = (),
+        search: tuple[str, ...] = (),
+        options: tuple[str, ...] = (),
+    ) -> None:
+        init_fields(
+            self,
+            servers=servers,
+            search=search,
+            options=options,
+        )
 
 
-@dataclass(frozen=True)
-class ContainerNetwork:
+class ContainerNetwork(FrozenValue):
     """Everything the engine needs to start a container on its networks.
 
     ``netns_path`` goes into the OCI spec as ``linux.namespaces[{"type": "network", "path":
@@ -97,16 +219,55 @@ class ContainerNetwork:
     ``/etc/hosts``, ``/etc/hostname`` and ``/etc/resolv.conf`` (see :meth:`write_files`).
     """
 
+    __slots__ = (
+        "container_id",
+        "endpoints",
+        "hostname",
+        "hostname_file",
+        "hosts",
+        "mode",
+        "netns_path",
+        "ports",
+        "resolv_conf",
+        "warnings",
+    )
     container_id: str
     mode: str  # "bridge", "none", "host" or "container"
     netns_path: str | None
     hostname: str
-    endpoints: tuple[Endpoint, ...] = ()
-    ports: tuple[PortMapping, ...] = ()
-    hosts: str = ""
-    hostname_file: str = ""
-    resolv_conf: str = ""
-    warnings: tuple[str, ...] = ()
+    endpoints: tuple[Endpoint, ...]
+    ports: tuple[PortMapping, ...]
+    hosts: str
+    hostname_file: str
+    resolv_conf: str
+    warnings: tuple[str, ...]
+
+    def __init__(
+        self,
+        container_id: str,
+        mode: str,
+        netns_path: str | None,
+        hostname: str,
+        endpoints: tuple[Endpoint, ...] = (),
+        ports: tuple[PortMapping, ...] = (),
+        hosts: str = "",
+        hostname_file: str = "",
+        resolv_conf: str = "",
+        warnings: tuple[str, ...] = (),
+    ) -> None:
+        init_fields(
+            self,
+            container_id=container_id,
+            mode=mode,
+            netns_path=netns_path,
+            hostname=hostname,
+            endpoints=endpoints,
+            ports=ports,
+            hosts=hosts,
+            hostname_file=hostname_file,
+            resolv_conf=resolv_conf,
+            warnings=warnings,
+        )
 
     @property
     def ip(self) -> str | None:

@@ -16,14 +16,15 @@ enslave them, add addresses and routes, and dump links and routes.
 
 from __future__ import annotations
 
+import _socket as socket  # the C module: socket.py adds enums, ~3 ms to import
 import errno
 import ipaddress
 import os
-import socket
 import struct
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+
+from berth.values import FrozenValue, init_fields
 
 NETLINK_ROUTE = 0
 SOL_NETLINK = 270
@@ -139,32 +140,49 @@ def parse_attrs(data: bytes, offset: int = 0) -> Iterator[tuple[int, bytes]]:
         offset += _align(length)
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(FrozenValue):
     """One netlink request: a message type, flags, the fixed header and its attributes."""
 
+    __slots__ = ("body", "flags", "ignore", "type", "what")
     type: int
     flags: int
     body: bytes
     what: str  # for error messages: "create bridge berth0"
-    ignore: frozenset[int] = frozenset()  # errnos that count as success (EEXIST on re-create)
+    ignore: frozenset[int]  # errnos that count as success (EEXIST on re-create)
+
+    def __init__(
+        self, type: int, flags: int, body: bytes, what: str, ignore: frozenset[int] = frozenset()
+    ) -> None:
+        init_fields(self, type=type, flags=flags, body=body, what=what, ignore=ignore)
 
 
-@dataclass(frozen=True)
-class Link:
+class Link(FrozenValue):
+    __slots__ = ("flags", "index", "kind", "master", "name")
     index: int
     name: str
     kind: str
     master: int
     flags: int
 
+    def __init__(self, index: int, name: str, kind: str, master: int, flags: int) -> None:
+        init_fields(self, index=index, name=name, kind=kind, master=master, flags=flags)
 
-@dataclass(frozen=True)
-class Route:
+
+class Route(FrozenValue):
+    __slots__ = ("network", "oif", "table", "type")
     network: ipaddress.IPv4Network | ipaddress.IPv6Network
     table: int
     type: int
     oif: int
+
+    def __init__(
+        self,
+        network: ipaddress.IPv4Network | ipaddress.IPv6Network,
+        table: int,
+        type: int,
+        oif: int,
+    ) -> None:
+        init_fields(self, network=network, table=table, type=type, oif=oif)
 
 
 class RtNetlink:

@@ -19,15 +19,16 @@ processes: two of them can never hand out one address or one host port twice.
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from berth import jsonio
 from berth.network.model import Endpoint, Network, PortMapping
+from berth.values import FrozenValue, init_fields
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import sqlite3
+
     from berth.store.db import Database
 
 SCHEMA = """
@@ -102,8 +103,8 @@ def ensure_schema(db: Database) -> None:
                 conn.execute(statement)
 
 
-@dataclass(frozen=True)
-class Sandbox:
+class Sandbox(FrozenValue):
+    __slots__ = ("container_id", "created", "dns", "hostname", "mode", "name", "netns")
     container_id: str
     name: str
     hostname: str
@@ -112,15 +113,55 @@ class Sandbox:
     dns: dict[str, list[str]]
     created: float
 
+    def __init__(
+        self,
+        container_id: str,
+        name: str,
+        hostname: str,
+        mode: str,
+        netns: str | None,
+        dns: dict[str, list[str]],
+        created: float,
+    ) -> None:
+        init_fields(
+            self,
+            container_id=container_id,
+            name=name,
+            hostname=hostname,
+            mode=mode,
+            netns=netns,
+            dns=dns,
+            created=created,
+        )
 
-@dataclass(frozen=True)
-class PortRow:
+
+class PortRow(FrozenValue):
+    __slots__ = ("container_id", "container_ip", "container_port", "host_ip", "host_port", "proto")
     container_id: str
     host_ip: str
     host_port: int
     proto: str
     container_port: int
     container_ip: str | None
+
+    def __init__(
+        self,
+        container_id: str,
+        host_ip: str,
+        host_port: int,
+        proto: str,
+        container_port: int,
+        container_ip: str | None,
+    ) -> None:
+        init_fields(
+            self,
+            container_id=container_id,
+            host_ip=host_ip,
+            host_port=host_port,
+            proto=proto,
+            container_port=container_port,
+            container_ip=container_ip,
+        )
 
     def mapping(self) -> PortMapping:
         return PortMapping(self.container_port, self.proto, self.host_ip, self.host_port)
@@ -156,8 +197,8 @@ def _network(row: sqlite3.Row) -> Network:
     return Network(
         id=row["id"], name=row["name"], driver=row["driver"], bridge=row["bridge"],
         subnet=row["subnet"], gateway=row["gateway"], internal=bool(row["internal"]),
-        is_default=bool(row["is_default"]), options=json.loads(row["options"]),
-        labels=json.loads(row["labels"]), created=row["created"],
+        is_default=bool(row["is_default"]), options=jsonio.loads(row["options"]),
+        labels=jsonio.loads(row["labels"]), created=row["created"],
     )
 
 
@@ -166,8 +207,8 @@ def insert_network(conn: sqlite3.Connection, net: Network) -> None:
         "INSERT INTO net_networks(id, name, driver, bridge, subnet, gateway, internal, "
         "is_default, options, labels, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (net.id, net.name, net.driver, net.bridge, net.subnet, net.gateway, int(net.internal),
-         int(net.is_default), json.dumps(net.options, sort_keys=True),
-         json.dumps(net.labels, sort_keys=True), net.created),
+         int(net.is_default), jsonio.dumps_sorted(net.options),
+         jsonio.dumps_sorted(net.labels), net.created),
     )
 
 
@@ -214,7 +255,7 @@ def set_ip_cursor(conn: sqlite3.Connection, network_id: str, cursor: int) -> Non
 
 def _sandbox(row: sqlite3.Row) -> Sandbox:
     return Sandbox(row["container_id"], row["name"], row["hostname"], row["mode"], row["netns"],
-                   json.loads(row["dns"]), row["created"])
+                   jsonio.loads(row["dns"]), row["created"])
 
 
 def insert_sandbox(conn: sqlite3.Connection, sandbox: Sandbox) -> None:
@@ -222,7 +263,7 @@ def insert_sandbox(conn: sqlite3.Connection, sandbox: Sandbox) -> None:
         "INSERT INTO net_sandboxes(container_id, name, hostname, mode, netns, dns, created) "
         "VALUES (?,?,?,?,?,?,?)",
         (sandbox.container_id, sandbox.name, sandbox.hostname, sandbox.mode, sandbox.netns,
-         json.dumps(sandbox.dns, sort_keys=True), sandbox.created),
+         jsonio.dumps_sorted(sandbox.dns), sandbox.created),
     )
 
 
@@ -257,7 +298,7 @@ def _endpoint(row: sqlite3.Row) -> Endpoint:
         network_name=row["network_name"], ifname=row["ifname"],
         host_ifname=row["host_ifname"], ip=row["ip"], prefixlen=prefixlen,
         gateway=None if row["internal"] else row["gateway"], mac=row["mac"],
-        aliases=tuple(json.loads(row["aliases"])),
+        aliases=tuple(jsonio.loads(row["aliases"])),
     )
 
 
@@ -268,7 +309,7 @@ def insert_endpoint(conn: sqlite3.Connection, endpoint: Endpoint, position: int,
         "ip_int, mac, aliases) VALUES (?,?,?,?,?,?,?,?,?)",
         (endpoint.container_id, endpoint.network_id, position, endpoint.ifname,
          endpoint.host_ifname, endpoint.ip, ip_int, endpoint.mac,
-         json.dumps(list(endpoint.aliases))),
+         jsonio.dumps_sorted(list(endpoint.aliases))),
     )
 
 

@@ -7,22 +7,41 @@ loses nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from berth.errors import InvalidManifest
 from berth.oci.digest import Digest
-from berth.oci.manifest import canonical_json, load_json_object
+from berth.oci.jsondoc import canonical_json, load_json_object
+from berth.values import Value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass(slots=True)
-class Healthcheck:
-    test: list[str]
-    interval_ns: int = 0
-    timeout_ns: int = 0
-    start_period_ns: int = 0
-    start_interval_ns: int = 0
-    retries: int = 0
+class Healthcheck(Value):
+    __slots__ = (
+        "interval_ns",
+        "retries",
+        "start_interval_ns",
+        "start_period_ns",
+        "test",
+        "timeout_ns",
+    )
+
+    def __init__(
+        self,
+        test: list[str],
+        interval_ns: int = 0,
+        timeout_ns: int = 0,
+        start_period_ns: int = 0,
+        start_interval_ns: int = 0,
+        retries: int = 0,
+    ) -> None:
+        self.test = test
+        self.interval_ns = interval_ns
+        self.timeout_ns = timeout_ns
+        self.start_period_ns = start_period_ns
+        self.start_interval_ns = start_interval_ns
+        self.retries = retries
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"Test": list(self.test)}
@@ -49,23 +68,54 @@ class Healthcheck:
         )
 
 
-@dataclass(slots=True)
-class ContainerConfig:
+class ContainerConfig(Value):
     """The ``config`` member: how to run a container from the image."""
 
-    user: str = ""
-    exposed_ports: list[str] = field(default_factory=list)  # "80/tcp"
-    env: list[str] = field(default_factory=list)
-    entrypoint: list[str] | None = None
-    cmd: list[str] | None = None
-    volumes: list[str] = field(default_factory=list)
-    working_dir: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    stop_signal: str = ""
-    args_escaped: bool = False
-    healthcheck: Healthcheck | None = None
-    on_build: list[str] = field(default_factory=list)
-    shell: list[str] | None = None
+    __slots__ = (
+        "args_escaped",
+        "cmd",
+        "entrypoint",
+        "env",
+        "exposed_ports",
+        "healthcheck",
+        "labels",
+        "on_build",
+        "shell",
+        "stop_signal",
+        "user",
+        "volumes",
+        "working_dir",
+    )
+
+    def __init__(
+        self,
+        user: str = "",
+        exposed_ports: list[str] | None = None,  # "80/tcp"
+        env: list[str] | None = None,
+        entrypoint: list[str] | None = None,
+        cmd: list[str] | None = None,
+        volumes: list[str] | None = None,
+        working_dir: str = "",
+        labels: dict[str, str] | None = None,
+        stop_signal: str = "",
+        args_escaped: bool = False,
+        healthcheck: Healthcheck | None = None,
+        on_build: list[str] | None = None,
+        shell: list[str] | None = None,
+    ) -> None:
+        self.user = user
+        self.exposed_ports = [] if exposed_ports is None else exposed_ports
+        self.env = [] if env is None else env
+        self.entrypoint = entrypoint
+        self.cmd = cmd
+        self.volumes = [] if volumes is None else volumes
+        self.working_dir = working_dir
+        self.labels = {} if labels is None else labels
+        self.stop_signal = stop_signal
+        self.args_escaped = args_escaped
+        self.healthcheck = healthcheck
+        self.on_build = [] if on_build is None else on_build
+        self.shell = shell
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -129,13 +179,22 @@ class ContainerConfig:
         self.env = [e for e in self.env if not e.startswith(prefix)] + [f"{key}={value}"]
 
 
-@dataclass(slots=True)
-class HistoryEntry:
-    created: str = ""
-    created_by: str = ""
-    author: str = ""
-    comment: str = ""
-    empty_layer: bool = False
+class HistoryEntry(Value):
+    __slots__ = ("author", "comment", "created", "created_by", "empty_layer")
+
+    def __init__(
+        self,
+        created: str = "",
+        created_by: str = "",
+        author: str = "",
+        comment: str = "",
+        empty_layer: bool = False,
+    ) -> None:
+        self.created = created
+        self.created_by = created_by
+        self.author = author
+        self.comment = comment
+        self.empty_layer = empty_layer
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -162,17 +221,40 @@ class HistoryEntry:
         )
 
 
-@dataclass(slots=True)
-class ImageConfig:
-    architecture: str
-    os: str
-    diff_ids: list[Digest]
-    config: ContainerConfig = field(default_factory=ContainerConfig)
-    created: str = ""
-    author: str = ""
-    variant: str = ""
-    history: list[HistoryEntry] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+class ImageConfig(Value):
+    __slots__ = (
+        "architecture",
+        "author",
+        "config",
+        "created",
+        "diff_ids",
+        "extra",
+        "history",
+        "os",
+        "variant",
+    )
+
+    def __init__(
+        self,
+        architecture: str,
+        os: str,
+        diff_ids: list[Digest],
+        config: ContainerConfig | None = None,
+        created: str = "",
+        author: str = "",
+        variant: str = "",
+        history: list[HistoryEntry] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.architecture = architecture
+        self.os = os
+        self.diff_ids = diff_ids
+        self.config = ContainerConfig() if config is None else config
+        self.created = created
+        self.author = author
+        self.variant = variant
+        self.history = [] if history is None else history
+        self.extra = {} if extra is None else extra
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.extra)

@@ -8,13 +8,25 @@ itself creates.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from berth.errors import InvalidArgument, InvalidManifest
 from berth.oci import mediatypes as mt
 from berth.oci.digest import Digest
+from berth.oci.jsondoc import canonical_json, load_json_object
+
+__all__ = [  # the JSON helpers moved to berth.oci.jsondoc and are still found here
+    "Descriptor",
+    "ImageIndex",
+    "ImageManifest",
+    "Platform",
+    "canonical_json",
+    "load_json_object",
+    "parse_index",
+    "parse_manifest",
+    "parse_manifest_or_index",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,20 +174,6 @@ class ImageIndex:
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.to_json())
-
-
-def canonical_json(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def load_json_object(raw: bytes, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidManifest(f"{what} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidManifest(f"{what} is not a JSON object")
-    return data
 
 
 def parse_manifest_or_index(

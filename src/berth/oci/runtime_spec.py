@@ -14,16 +14,18 @@ Pure data: no I/O (the caller passes the host's uid and gid for a rootless spec)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from typing import Any
 
 from berth.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SPEC_VERSION = "1.2.0"
 MAX_MINOR = 3
 
-_VERSION = re.compile(r"^1\.(\d+)\.(\d+)(?:[-+][0-9A-Za-z.+-]*)?$")
+_VERSION = r"^1\.(\d+)\.(\d+)(?:[-+][0-9A-Za-z.+-]*)?$"  # patterns, for re when validating
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 SECCOMP_ACTIONS = (
@@ -35,8 +37,8 @@ SECCOMP_OPERATORS = (
     "SCMP_CMP_MASKED_EQ",
 )
 CAPABILITY_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
-_RLIMIT = re.compile(r"^RLIMIT_[A-Z]+$")
-_CAP = re.compile(r"^CAP_[A-Z_]+$")
+_RLIMIT = r"^RLIMIT_[A-Z]+$"
+_CAP = r"^CAP_[A-Z_]+$"
 _U32 = 2**32
 _U64 = 2**64
 
@@ -219,10 +221,18 @@ def _absolute(value: str | None, field: str) -> None:
         raise _bad(field, f"must be an absolute path, not {value!r}")
 
 
+def _matches(pattern: str, text: str) -> bool:
+    import re  # not at the top: building a spec needs no regular expression
+
+    return re.match(pattern, text) is not None
+
+
 def _version(spec: Mapping[str, Any]) -> None:
     version = _string(spec.get("ociVersion"), "ociVersion", required=True)
     assert version is not None
-    match = _VERSION.match(version)
+    import re
+
+    match = re.match(_VERSION, version)
     if not match or int(match.group(1)) > MAX_MINOR:
         raise _bad(
             "ociVersion", f"{version!r} is not supported",
@@ -254,7 +264,7 @@ def _capabilities(caps: Mapping[str, Any] | None) -> None:
         return
     for key in CAPABILITY_SETS:
         for n, name in enumerate(_strings(caps.get(key), f"process.capabilities.{key}")):
-            if not _CAP.match(name):
+            if not _matches(_CAP, name):
                 raise _bad(f"process.capabilities.{key}[{n}]",
                            f"is not a capability name: {name!r}",
                            hint="capabilities are named like CAP_NET_BIND_SERVICE")
@@ -268,7 +278,7 @@ def _rlimits(rlimits: list[Any]) -> None:
         assert entry is not None
         kind = _string(entry.get("type"), f"{field}.type", required=True)
         assert kind is not None
-        if not _RLIMIT.match(kind):
+        if not _matches(_RLIMIT, kind):
             raise _bad(f"{field}.type", f"is not an rlimit name: {kind!r}",
                        hint="rlimits are named like RLIMIT_NOFILE")
         if kind in seen:

@@ -26,9 +26,12 @@ import ctypes
 import errno
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from berth.errors import ContainerError, InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # The capabilities Linux defines, by number (include/uapi/linux/capability.h).
 CAPABILITIES: dict[str, int] = {

@@ -314,7 +314,7 @@ def cmd_delete(rt: Runtime, args: ParsedArgs) -> int:
 def exec_process(rt: Runtime, container_id: str, args: ParsedArgs) -> dict[str, Any]:
     """The process to exec: ``--process FILE``, or the container's process changed by the
     flags (as runc builds it)."""
-    from berth.runtime import jsonio
+    from berth import jsonio
 
     path = args.value("process")
     if path:
@@ -496,7 +496,7 @@ def cmd_events(rt: Runtime, args: ParsedArgs) -> int:
 
 
 def _update_resources(args: ParsedArgs) -> dict[str, Any]:
-    from berth.runtime import jsonio
+    from berth import jsonio
 
     path = args.value("resources")
     resources: dict[str, Any] = {}

@@ -74,6 +74,11 @@ class Runtime:
         self.root = os.path.abspath(root)
         self.log = log or RuntimeLog.quiet()
 
+    @property
+    def seccomp_cache(self) -> str:
+        """Where compiled seccomp programs are kept (:mod:`berth.runtime.seccomp_bpf`)."""
+        return os.path.join(self.root, "@seccomp")  # "@": never a container id
+
     # -----------------------------------------------------------------------------------------
     # create / start
 
@@ -162,7 +167,7 @@ class Runtime:
             manager.create(resources)
             trace.mark("runtime: cgroup created")
             plan = namespaces.NamespacePlan.from_spec(spec)
-            identity, seccomp, more = security_functions_for(spec)
+            identity, seccomp, more = security_functions_for(spec, self.seccomp_cache)
             for note in (*notes, *more, *_ignored_fields(spec)):
                 self.log.debug(note)
             sock, ours = _console_for(terminal, console_socket, own_console)
@@ -630,7 +635,7 @@ class Runtime:
             if not record.init_alive():
                 raise ContainerStateConflict(f"container {container_id} stopped meanwhile")
             manager = cgroup_adapter.manager_from_state(record.cgroup)
-            identity, seccomp, notes = security_functions_for(record.spec)
+            identity, seccomp, notes = security_functions_for(record.spec, self.seccomp_cache)
             for note in notes:
                 self.log.debug(note)
             sock, ours = _console_for(terminal, console_socket, own_console)
@@ -682,9 +687,9 @@ class Runtime:
 
 
 def security_functions_for(
-    spec: dict[str, Any],
+    spec: dict[str, Any], seccomp_cache: str | None = None
 ) -> tuple[process.IdentityFunction, process.SeccompLoader, list[str]]:
-    return process.security_functions((spec.get("linux") or {}).get("seccomp"))
+    return process.security_functions((spec.get("linux") or {}).get("seccomp"), seccomp_cache)
 
 
 def _ignored_fields(spec: dict[str, Any]) -> list[str]:

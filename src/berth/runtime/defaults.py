@@ -7,10 +7,8 @@ mounts, the rlimits, the device-cgroup rules and the environment.
 
 from __future__ import annotations
 
-import glob
 import os
 import resource
-from typing import Any
 
 from berth.oci.runtime_spec import (
     DEFAULT_SHM_SIZE,
@@ -18,6 +16,10 @@ from berth.oci.runtime_spec import (
     READONLY_PATHS,
     default_mounts,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "DEFAULT_CAPABILITIES",
@@ -94,6 +96,8 @@ def default_capabilities(caps: tuple[str, ...] | list[str] = DEFAULT_CAPABILITIE
 def masked_paths(sys_root: str = "/sys") -> list[str]:
     """:data:`MASKED_PATHS`, plus each CPU's ``thermal_throttle`` directory this host has
     (Docker masks those too: they leak the host's load)."""
+    import glob
+
     paths = list(MASKED_PATHS)
     pattern = os.path.join(sys_root, "devices/system/cpu/cpu[0-9]*/thermal_throttle")
     for found in sorted(glob.glob(pattern)):

@@ -14,8 +14,9 @@ import os
 import select
 import time
 
+from berth import jsonio
 from berth.errors import ContainerError
-from berth.runtime import jsonio, signals
+from berth.runtime import signals
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

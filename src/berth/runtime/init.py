@@ -253,13 +253,15 @@ def _loopback_up() -> None:
     """Bring ``lo`` up in a new network namespace (what Docker's ``--network none`` gives;
     runc leaves it down). Asked for by the engine with an annotation."""
     import fcntl
-    import socket
     import struct
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock = syscalls.socket_fd(syscalls.AF_INET, syscalls.SOCK_DGRAM)
+    try:
         request = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
         fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+    finally:
+        os.close(sock)
 
 
 def _write_sysctls(sysctls: dict[str, str]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from berth.runtime import jsonio
+from berth import jsonio
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
@@ -67,3 +67,24 @@ class RuntimeLog:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+class LazyLogger:
+    """A :mod:`logging` logger that imports :mod:`logging` when it first logs: for modules on
+    the start path that log only when something unusual happens (the records go where the
+    application's logging configuration sends them, as with ``logging.getLogger(name)``)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def debug(self, message: str, *args: object) -> None:
+        import logging
+
+        logging.getLogger(self.name).debug(message, *args)
+
+    def warning(self, message: str, *args: object) -> None:
+        import logging
+
+        logging.getLogger(self.name).warning(message, *args)

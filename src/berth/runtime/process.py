@@ -100,12 +100,13 @@ def _fallback_identity(user: dict[str, Any], capabilities: dict[str, Any] | None
 
 
 def security_functions(
-    seccomp_spec: dict[str, Any] | None,
+    seccomp_spec: dict[str, Any] | None, seccomp_cache: str | None = None
 ) -> tuple[IdentityFunction, SeccompLoader, list[str]]:
     """``(apply_identity, load_seccomp, notes)``, imported now (before the fork). The
     seccomp filter is compiled here too, so a bad profile fails ``create``; ``load_seccomp()``
-    only loads it, in the container. The fallbacks stand in while the capabilities or seccomp
-    module is missing; ``notes`` says so."""
+    only loads it, in the container. With ``seccomp_cache`` (a dir), compiled programs are
+    kept there and loaded as such (:mod:`berth.runtime.seccomp_bpf`). The fallbacks stand in
+    while the capabilities or seccomp module is missing; ``notes`` says so."""
     notes: list[str] = []
     identity: IdentityFunction
     try:
@@ -117,6 +118,12 @@ def security_functions(
         notes.append("berth.runtime.capabilities is not available: capabilities not applied")
     if not seccomp_spec:
         return identity, _no_seccomp, notes
+    if seccomp_cache is not None:
+        from berth.runtime import seccomp_bpf
+
+        if seccomp_bpf.cacheable(seccomp_spec):
+            program = seccomp_bpf.compiled_program(seccomp_spec, seccomp_cache)
+            return identity, seccomp_bpf.loader(program), notes
     try:
         from berth.runtime import seccomp
     except ImportError:

@@ -34,14 +34,20 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
-import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+import os
+from collections.abc import Mapping
 
-from berth.errors import ContainerError, HostError, InvalidArgument
+from berth.errors import HostError, InvalidArgument
+from berth.runtime.log import LazyLogger
+from berth.runtime.seccomp_bpf import load_error
+from berth.values import Value
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+log = LazyLogger(__name__)
 
 
 def _import_pyseccomp() -> tuple[Any, str]:
@@ -157,12 +163,14 @@ _NR_SCMP_ERROR = -1  # what libseccomp answers for a syscall name it does not kn
 _U64 = 2**64
 
 
-@dataclass
-class PreparedFilter:
+class PreparedFilter(Value):
     """A filter built in memory, ready for :func:`load_filter`."""
 
-    syscall_filter: Any
-    skipped_syscalls: list[str]
+    __slots__ = ("skipped_syscalls", "syscall_filter")
+
+    def __init__(self, syscall_filter: Any, skipped_syscalls: list[str]) -> None:
+        self.syscall_filter = syscall_filter
+        self.skipped_syscalls = skipped_syscalls
 
 
 def _action(name: Any, errno_ret: Any, where: str) -> int:
@@ -355,14 +363,39 @@ def load_filter(prepared: PreparedFilter | None) -> None:
     try:
         prepared.syscall_filter.load()
     except OSError as exc:
-        if exc.errno == errno.EACCES:
-            raise ContainerError(
-                "cannot load the seccomp filter: the process has neither no_new_privs nor "
-                "CAP_SYS_ADMIN",
-                hint="set process.noNewPrivileges, or load the filter before dropping "
-                "capabilities",
-            ) from exc
-        raise ContainerError(f"cannot load the seccomp filter: {exc}") from exc
+        raise load_error(exc) from exc
+
+
+def export_program(prepared: PreparedFilter) -> bytes:
+    """The BPF program libseccomp generates for the filter: what :func:`load_filter` loads
+    (``seccomp_export_bpf`` and ``seccomp_load`` generate it the same way)."""
+    fd = os.memfd_create("berth-seccomp-bpf", os.MFD_CLOEXEC)
+    try:
+        with open(fd, "rb", closefd=False) as file:
+            try:
+                prepared.syscall_filter.export_bpf(file)
+            except OSError as exc:
+                raise HostError(f"libseccomp cannot export the filter: {exc}") from exc
+        os.lseek(fd, 0, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def library_identity() -> str | None:
+    """The path of the libseccomp this process has loaded, if it has."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                fields = line.split(maxsplit=5)
+                if len(fields) == 6 and "/libseccomp.so" in fields[5]:
+                    return fields[5].rstrip("\n")
+    except OSError:
+        return None
+    return None
 
 
 def install_filter(seccomp: dict[str, Any] | None) -> None:

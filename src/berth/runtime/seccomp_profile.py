@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import errno
 import os
-import platform
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+
+from berth.values import FrozenValue, init_fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 ALLOW = "SCMP_ACT_ALLOW"
 ERRNO = "SCMP_ACT_ERRNO"
@@ -75,22 +78,24 @@ ARM = frozenset({"aarch64", "armv7l", "armv8l"})
 S390 = frozenset({"s390x", "s390"})
 
 
-@dataclass(frozen=True)
-class Condition:
+class Condition(FrozenValue):
     """A comparison of one syscall argument, as the runtime-spec's ``args`` entries."""
 
+    __slots__ = ("index", "op", "value", "value_two")
     index: int
     op: str
     value: int
-    value_two: int = 0
+    value_two: int
+
+    def __init__(self, index: int, op: str, value: int, value_two: int = 0) -> None:
+        init_fields(self, index=index, op=op, value=value, value_two=value_two)
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.index, "value": self.value, "valueTwo": self.value_two,
                 "op": self.op}
 
 
-@dataclass(frozen=True)
-class Grant:
+class Grant(FrozenValue):
     """Syscalls given an action under conditions.
 
     ``needs``: every one of these capabilities must be granted. ``unless``: the grant is
@@ -99,16 +104,55 @@ class Grant:
     for.
     """
 
+    __slots__ = (
+        "action",
+        "args",
+        "errno_ret",
+        "machines",
+        "min_kernel",
+        "names",
+        "needs",
+        "not_machines",
+        "unless",
+        "why",
+    )
     why: str
     names: tuple[str, ...]
-    action: str = ALLOW
-    errno_ret: int | None = None
-    args: tuple[Condition, ...] = ()
-    needs: frozenset[str] = frozenset()
-    unless: frozenset[str] = frozenset()
-    machines: frozenset[str] = frozenset()
-    not_machines: frozenset[str] = frozenset()
-    min_kernel: tuple[int, int] | None = None
+    action: str
+    errno_ret: int | None
+    args: tuple[Condition, ...]
+    needs: frozenset[str]
+    unless: frozenset[str]
+    machines: frozenset[str]
+    not_machines: frozenset[str]
+    min_kernel: tuple[int, int] | None
+
+    def __init__(
+        self,
+        why: str,
+        names: tuple[str, ...],
+        action: str = ALLOW,
+        errno_ret: int | None = None,
+        args: tuple[Condition, ...] = (),
+        needs: frozenset[str] = frozenset(),
+        unless: frozenset[str] = frozenset(),
+        machines: frozenset[str] = frozenset(),
+        not_machines: frozenset[str] = frozenset(),
+        min_kernel: tuple[int, int] | None = None,
+    ) -> None:
+        init_fields(
+            self,
+            why=why,
+            names=names,
+            action=action,
+            errno_ret=errno_ret,
+            args=args,
+            needs=needs,
+            unless=unless,
+            machines=machines,
+            not_machines=not_machines,
+            min_kernel=min_kernel,
+        )
 
     def applies(self, caps: frozenset[str], machine: str, kernel: tuple[int, int]) -> bool:
         if not self.needs <= caps or self.unless & caps:
@@ -340,7 +384,7 @@ def docker_default_profile(
     choose the architectures and the machine- or kernel-specific grants.
     """
     caps = frozenset(capabilities)
-    machine = machine or platform.machine()
+    machine = machine or os.uname().machine  # what platform.machine() says
     kernel_version = _kernel_version(kernel or os.uname().release)
     syscalls = [
         grant.to_json() for grant in PROFILE if grant.applies(caps, machine, kernel_version)

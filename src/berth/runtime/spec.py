@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
+from berth import jsonio
 from berth.errors import InvalidArgument, NotFound
-from berth.runtime import jsonio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

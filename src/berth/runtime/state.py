@@ -14,8 +14,8 @@ import fcntl
 import os
 import time
 
+from berth import jsonio
 from berth.errors import ContainerNotFound, ContainerStateConflict, InvalidArgument, NameInUse
-from berth.runtime import jsonio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -243,7 +243,8 @@ def list_ids(root: str) -> list[str]:
         names = os.listdir(root)
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if os.path.isdir(os.path.join(root, n)))
+    # other dirs (such as "@seccomp", the kept seccomp programs) are not containers
+    return sorted(n for n in names if _ID_CHARS.issuperset(n) and os.path.isdir(f"{root}/{n}"))
 
 
 def status_of(record: ContainerRecord, state_dir: StateDir, frozen: bool) -> str:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 
-from berth import errors
+from berth import errors, jsonio
 from berth.errors import ContainerError
-from berth.runtime import jsonio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -81,6 +81,11 @@ CLOSE_RANGE_CLOEXEC = 0x4
 AT_EMPTY_PATH = 0x1000
 SIGCHLD = 17
 
+# socket(2)
+AF_INET = 2
+SOCK_DGRAM = 2
+SOCK_CLOEXEC = 0o2000000
+
 _SYSCALL_NUMBERS = {
     # name: (x86_64, aarch64)
     "clone": (56, 220),
@@ -140,6 +145,10 @@ _setdomainname = _libc.setdomainname
 _setdomainname.argtypes = [_c_char_p, ctypes.c_size_t]
 _setdomainname.restype = _c_int
 
+_socket = _libc.socket
+_socket.argtypes = [_c_int, _c_int, _c_int]
+_socket.restype = _c_int
+
 
 class _OpenHow(ctypes.Structure):
     _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
@@ -194,6 +203,15 @@ def sethostname(name: str) -> None:
     raw = name.encode()
     if _sethostname(raw, len(raw)) != 0:
         _fail(f"sethostname {name!r}")
+
+
+def socket_fd(family: int, kind: int) -> int:
+    """``socket(2)``: a bare socket fd, for an ``ioctl`` (:mod:`socket` costs milliseconds to
+    import, and the container's init must not import anything)."""
+    fd: int = _socket(family, kind | SOCK_CLOEXEC, 0)
+    if fd < 0:
+        _fail(f"socket({family}, {kind})")
+    return fd
 
 
 def setdomainname(name: str) -> None:

@@ -7,17 +7,18 @@ names wrong or partial bytes, even after a crash or a full disk.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import hashlib
 import os
-import tempfile
-from types import TracebackType
-from typing import BinaryIO
 
+from berth.basics import suppress
 from berth.errors import BlobNotFound, DigestMismatch, StorageFull, StoreError
-from berth.oci.digest import Digest
+from berth.oci.digest import Digest, hex_digest
 from berth.store.paths import StorePaths
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import BinaryIO
 
 TEMP_PREFIX = "berth-tmp-"
 CHUNK = 1 << 20
@@ -56,7 +57,7 @@ class BlobStore:
     def read(self, digest: Digest, *, verify: bool = True) -> bytes:
         with self.open(digest) as f:
             data = f.read()
-        if verify and hashlib.new(digest.algorithm, data).hexdigest() != digest.hex:
+        if verify and hex_digest(digest.algorithm, data) != digest.hex:
             raise DigestMismatch(
                 f"blob {digest} in the store does not match its digest",
                 hint="run `berth system check --repair` and pull or load the image again",
@@ -78,7 +79,7 @@ class BlobStore:
         return BlobWriter(self, expected, expected_size, fsync=fsync)
 
     def delete(self, digest: Digest) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             os.unlink(self.path(digest))
 
     def iter_digests(self) -> list[Digest]:
@@ -103,6 +104,9 @@ class BlobWriter:
         self.expected = expected
         self.expected_size = expected_size
         self._fsync = fsync
+        import hashlib  # here, not at the top: ``berth run`` never writes a blob
+        import tempfile
+
         algorithm = expected.algorithm if expected else "sha256"
         self._hash = hashlib.new(algorithm)
         self.size = 0
@@ -171,9 +175,9 @@ class BlobWriter:
         return digest
 
     def abort(self) -> None:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             self._file.close()
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             os.unlink(self._temp)
 
     def __enter__(self) -> BlobWriter:

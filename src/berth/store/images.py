@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from berth.errors import ImageInUse, ImageNotFound, InvalidReference
 from berth.oci.digest import Digest
@@ -16,12 +13,32 @@ from berth.oci.reference import (
     parse_normalized,
 )
 from berth.store.db import Database
+from berth.values import FrozenValue, init_fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Iterable, Sequence
 
 RUNNING_STATES = ("running", "paused", "restarting")
 
 
-@dataclass(frozen=True, slots=True)
-class ImageRecord:
+class ImageRecord(FrozenValue):
+    """An image as the store records it; immutable."""
+
+    __slots__ = (
+        "added",
+        "created",
+        "id",
+        "index_digest",
+        "manifest_digest",
+        "manifest_media_type",
+        "parent",
+        "repo_digests",
+        "size",
+        "tags",
+        "top_chain",
+    )
     id: Digest
     manifest_digest: Digest
     manifest_media_type: str
@@ -31,20 +48,60 @@ class ImageRecord:
     top_chain: Digest | None
     parent: str | None
     added: float
-    tags: tuple[ImageReference, ...] = ()
-    repo_digests: tuple[str, ...] = ()  # "docker.io/library/busybox@sha256:..."
+    tags: tuple[ImageReference, ...]
+    repo_digests: tuple[str, ...]  # "docker.io/library/busybox@sha256:..."
+
+    def __init__(
+        self,
+        id: Digest,
+        manifest_digest: Digest,
+        manifest_media_type: str,
+        index_digest: Digest | None,
+        created: str,
+        size: int,
+        top_chain: Digest | None,
+        parent: str | None,
+        added: float,
+        tags: tuple[ImageReference, ...] = (),
+        repo_digests: tuple[str, ...] = (),
+    ) -> None:
+        init_fields(
+            self,
+            id=id,
+            manifest_digest=manifest_digest,
+            manifest_media_type=manifest_media_type,
+            index_digest=index_digest,
+            created=created,
+            size=size,
+            top_chain=top_chain,
+            parent=parent,
+            added=added,
+            tags=tags,
+            repo_digests=repo_digests,
+        )
 
     @property
     def short_id(self) -> str:
         return self.id.hex[:12]
 
 
-@dataclass(frozen=True, slots=True)
-class NewLayer:
+class NewLayer(FrozenValue):
+    __slots__ = ("blob_digest", "blob_size", "chain_id", "media_type")
     chain_id: Digest
     blob_digest: Digest
     media_type: str
     blob_size: int
+
+    def __init__(
+        self, chain_id: Digest, blob_digest: Digest, media_type: str, blob_size: int
+    ) -> None:
+        init_fields(
+            self,
+            chain_id=chain_id,
+            blob_digest=blob_digest,
+            media_type=media_type,
+            blob_size=blob_size,
+        )
 
 
 _COLUMNS = (

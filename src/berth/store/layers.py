@@ -7,29 +7,41 @@ layers is mounted as overlay lower dirs without copying. ``l/<link>`` is a short
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
-import shutil
-import sqlite3
-import tempfile
 import time
-from dataclasses import dataclass
 
+from berth.basics import suppress
 from berth.errors import StoreError
 from berth.oci.digest import Digest
 from berth.store.blobs import temp_prefix
 from berth.store.db import Database
 from berth.store.paths import StorePaths
+from berth.values import FrozenValue, init_fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
 
 
-@dataclass(frozen=True, slots=True)
-class LayerRecord:
+class LayerRecord(FrozenValue):
+    __slots__ = ("chain_id", "diff_id", "link", "parent_chain", "size")
     chain_id: Digest
     parent_chain: Digest | None
     diff_id: Digest
     size: int
     link: str
+
+    def __init__(
+        self, chain_id: Digest, parent_chain: Digest | None, diff_id: Digest, size: int, link: str
+    ) -> None:
+        init_fields(
+            self,
+            chain_id=chain_id,
+            parent_chain=parent_chain,
+            diff_id=diff_id,
+            size=size,
+            link=link,
+        )
 
 
 class LayerStore:
@@ -79,6 +91,8 @@ class LayerStore:
 
     def new_unpack_dir(self) -> str:
         """A fresh empty dir on the store's filesystem to unpack a layer into."""
+        import tempfile
+
         os.makedirs(self.paths.tmp, exist_ok=True)
         return tempfile.mkdtemp(prefix=temp_prefix("layer"), dir=self.paths.tmp)
 
@@ -100,6 +114,8 @@ class LayerStore:
             (str(chain_id),),
         ).fetchone()
         if existing is not None:
+            import shutil
+
             shutil.rmtree(unpacked, ignore_errors=True)
             return _record(existing)
         layer_dir = self.paths.layer_dir(chain_id.hex)
@@ -133,7 +149,7 @@ class LayerStore:
         ).fetchone()
         conn.execute("DELETE FROM layers WHERE chain_id = ?", (str(chain_id),))
         if row is not None:
-            with contextlib.suppress(FileNotFoundError):
+            with suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.paths.links, row["link"]))
         layer_dir = self.paths.layer_dir(chain_id.hex)
         if os.path.lexists(layer_dir):
@@ -142,7 +158,7 @@ class LayerStore:
     def move_to_trash(self, path: str) -> None:
         os.makedirs(self.paths.trash, exist_ok=True)
         os.rename(
-            path, os.path.join(self.paths.trash, f"{os.path.basename(path)}-{secrets.token_hex(4)}")
+            path, os.path.join(self.paths.trash, f"{os.path.basename(path)}-{os.urandom(4).hex()}")
         )
 
     def empty_trash(self) -> None:
@@ -156,9 +172,10 @@ class LayerStore:
 
 def remove_tree(path: str) -> None:
     """Remove a tree that may hold read-only dirs and immutable-looking modes."""
+    import shutil
 
     def _retry(func: object, failed: str, _exc: object) -> None:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.chmod(os.path.dirname(failed), 0o700)
             if os.path.isdir(failed) and not os.path.islink(failed):
                 shutil.rmtree(failed, ignore_errors=True)
@@ -168,11 +185,13 @@ def remove_tree(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, onerror=_retry)
     else:
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             os.unlink(path)
 
 
 def _new_link() -> str:
+    import secrets
+
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
     return "".join(secrets.choice(alphabet) for _ in range(12))
 

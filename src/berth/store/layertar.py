@@ -568,6 +568,7 @@ def write_layer_tar(
     *,
     whiteouts: Literal["overlay", "none"] = "overlay",
     reproducible_mtime: int | None = None,
+    exclude: frozenset[bytes] = frozenset(),
 ) -> LayerTarResult:
     """Write the tree under ``src`` to ``out`` as an uncompressed layer tar.
 
@@ -578,7 +579,8 @@ def write_layer_tar(
     go into ``SCHILY.xattr.*`` records, except overlayfs' own (``trusted.overlay.*``,
     ``user.overlay.*``) and ``security.selinux`` (a host label, not image content). Sockets
     are skipped, as Docker does. ``reproducible_mtime`` (seconds) clamps later mtimes to it,
-    as ``SOURCE_DATE_EPOCH`` does for BuildKit.
+    as ``SOURCE_DATE_EPOCH`` does for BuildKit. ``exclude`` names paths (relative to ``src``,
+    ``b"etc/hosts"``) left out with everything under them.
 
     With ``whiteouts="overlay"``, ``src`` is an overlayfs upper dir: a 0:0 character device
     becomes a ``.wh.NAME`` whiteout (an empty file) and a directory with
@@ -592,6 +594,7 @@ def write_layer_tar(
     root_fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     sink = _HashingSink(out)
     walker = _TreeWriter(sink, whiteouts == "overlay", reproducible_mtime, src)
+    walker.exclude = exclude
     try:
         walker.walk(root_fd)
         sink.write(bytes(2 * BLOCK))
@@ -762,6 +765,7 @@ class _TreeWriter:
         self.links: dict[tuple[int, int], bytes] = {}
         self.current: str | None = None
         self.buffer = bytearray(CHUNK)
+        self.exclude: frozenset[bytes] = frozenset()
 
     def _mtime(self, st: os.stat_result) -> int:
         mtime = st.st_mtime_ns // 1_000_000_000
@@ -815,6 +819,8 @@ class _TreeWriter:
                         os.close(frame.fd)
                     continue
                 name = frame.names.pop()
+                if frame.prefix + name in self.exclude:
+                    continue
                 child = self._write_entry(frame, name)
                 if child is not None:
                     stack.append(child)

@@ -10,12 +10,14 @@ and the lease dropped, in one transaction. A lease whose process died is dead an
 from __future__ import annotations
 
 import os
-import secrets
-import sqlite3
 import time
-from types import TracebackType
 
 from berth.store.db import Database
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+    from types import TracebackType
 
 
 def process_start_time(pid: int) -> str | None:
@@ -36,7 +38,7 @@ _OWN_START = process_start_time(os.getpid())
 class Lease:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.id = secrets.token_hex(8)
+        self.id = os.urandom(8).hex()  # what secrets.token_hex(8) is
         self._released = False
         with db.write() as conn:
             conn.execute(

@@ -7,10 +7,10 @@ parent, a bridge or a firewall chain. The default root keeps the plain names (``
 
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import dataclass
-from functools import cached_property
+
+from berth.oci.digest import hex_digest
+from berth.values import FrozenValue, init_fields
 
 DEFAULT_ROOT = "/var/lib/berth"
 DEFAULT_RUN_DIR = "/run/berth"
@@ -21,24 +21,23 @@ def default_root() -> str:
     return os.environ.get(ROOT_ENV) or DEFAULT_ROOT
 
 
-@dataclass(frozen=True)
-class StorePaths:
+class StorePaths(FrozenValue):
+    """The paths of the store at ``root``; ``suffix`` is ``""`` for the default root, else 6
+    hex characters unique to this root. Immutable."""
+
+    __slots__ = ("is_default", "root", "suffix")
     root: str
+    is_default: bool
+    suffix: str
+
+    def __init__(self, root: str) -> None:
+        is_default = root == DEFAULT_ROOT
+        suffix = "" if is_default else hex_digest("sha256", root.encode())[:6]
+        init_fields(self, root=root, is_default=is_default, suffix=suffix)
 
     @classmethod
     def at(cls, root: str | None = None) -> StorePaths:
         return cls(os.path.abspath(root or default_root()))
-
-    @cached_property
-    def is_default(self) -> bool:
-        return self.root == DEFAULT_ROOT
-
-    @cached_property
-    def suffix(self) -> str:
-        """``""`` for the default root, else 6 hex characters unique to this root."""
-        if self.is_default:
-            return ""
-        return hashlib.sha256(self.root.encode()).hexdigest()[:6]
 
     def host_name(self, base: str) -> str:
         """A host-wide name for this store: ``berth`` -> ``berth`` or ``berth-1a2b3c``."""
@@ -88,7 +87,7 @@ class StorePaths:
     def trash(self) -> str:
         return os.path.join(self.root, "trash")
 
-    @cached_property
+    @property
     def run_dir(self) -> str:
         """Runtime state (sockets, pid files): tmpfs, gone after a reboot."""
         if self.is_default:

@@ -9,7 +9,6 @@ upper dir stays a plain copy-up that a layer tar can express.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import os
@@ -20,6 +19,7 @@ from berth.values import FrozenValue, init_fields
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from contextlib import AbstractContextManager
 
     from berth.oci.digest import Digest
     from berth.store.store import Store
@@ -169,12 +169,18 @@ def _mount_overlay(options: str, target: str, readonly: bool) -> None:
     raise StoreError(f"cannot mount the root filesystem at {target}: {os.strerror(err)}")
 
 
-@contextlib.contextmanager
 def mounted(
     store: Store, top_chain: Digest | None, dirs: RootfsDirs, *, readonly: bool = False
-) -> Iterator[str]:
-    mount_rootfs(store, top_chain, dirs, readonly=readonly)
-    try:
-        yield dirs.merged
-    finally:
-        unmount_rootfs(dirs)
+) -> AbstractContextManager[str]:
+    """``with mounted(...) as root:`` the rootfs is mounted at ``root`` (``dirs.merged``)."""
+    import contextlib  # here: berth run's path never takes it (contextlib costs ms to import)
+
+    @contextlib.contextmanager
+    def mount() -> Iterator[str]:
+        mount_rootfs(store, top_chain, dirs, readonly=readonly)
+        try:
+            yield dirs.merged
+        finally:
+            unmount_rootfs(dirs)
+
+    return mount()

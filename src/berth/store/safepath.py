@@ -27,7 +27,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 from collections import deque
 
 __all__ = [
@@ -63,7 +62,7 @@ class _State:
 
     enabled: bool | None = None  # None: not probed yet
     libc: ctypes.CDLL | None = None
-    number: int | None = _SYS_OPENAT2.get(platform.machine())
+    number: int | None = _SYS_OPENAT2.get(os.uname().machine)  # platform.machine(), unimported
 
 
 def _raw_openat2(dirfd: int, path: bytes, flags: int, mode: int, resolve: int) -> int:

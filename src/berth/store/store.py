@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import sqlite3
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 from berth.errors import HostError, StoreError
 from berth.oci.digest import Digest
@@ -17,26 +14,45 @@ from berth.store.images import ImageRecord, ImageStore, NewLayer
 from berth.store.layers import LayerStore, remove_tree
 from berth.store.leases import Lease, dead_leases, live_leased, process_start_time
 from berth.store.paths import StorePaths
+from berth.values import FrozenValue, Value, init_fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Callable, Iterable, Sequence
+
+    GcRoots = Callable[[sqlite3.Connection], tuple[set[str], set[str]]]
 
 
-@dataclass
-class Removal:
+class Removal(Value):
     """What a delete or prune removed, as ``docker rmi`` reports it."""
 
-    records: list[tuple[str, str]] = field(default_factory=list)
-    reclaimed: int = 0
+    __slots__ = ("reclaimed", "records")
+    records: list[tuple[str, str]]
+    reclaimed: int
+
+    def __init__(self, records: list[tuple[str, str]] | None = None, reclaimed: int = 0) -> None:
+        self.records = [] if records is None else records
+        self.reclaimed = reclaimed
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(FrozenValue):
+    __slots__ = ("kind", "path", "what")
     kind: str  # "leftover" (safe to remove) or "damage"
     what: str
-    path: str | None = None
+    path: str | None
+
+    def __init__(self, kind: str, what: str, path: str | None = None) -> None:
+        init_fields(self, kind=kind, what=what, path=path)
 
 
 class Store:
-    def __init__(self, paths: StorePaths) -> None:
+    """``gc_roots``: functions naming (chain ids, blob digests) that something above the store
+    keeps alive (the build cache), so garbage collection leaves them."""
+
+    def __init__(self, paths: StorePaths, gc_roots: Sequence[GcRoots] = ()) -> None:
         self.paths = paths
+        self.gc_roots = list(gc_roots)
         try:
             for directory in (
                 paths.root,
@@ -217,6 +233,11 @@ class Store:
                SELECT c FROM chain"""
             )
         }
+        extra_blobs: set[str] = set()
+        for roots in self.gc_roots:
+            chains, blobs = roots(conn)
+            referenced |= chains
+            extra_blobs |= blobs
         leased_layers = live_leased(conn, "layer")
         referenced |= leased_layers
         for chain in list(leased_layers):  # a leased layer keeps its parents too
@@ -238,7 +259,7 @@ class Store:
                 removal.records.append(("Deleted", chain_id))
                 removal.reclaimed += size
         wanted = {r[0] for r in conn.execute("SELECT DISTINCT digest FROM image_blobs")}
-        wanted |= live_leased(conn, "blob")
+        wanted |= live_leased(conn, "blob") | extra_blobs
         if only is not None:
             candidates = [Digest.parse(key) for kind, key in only if kind == "blob"]
         else:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from berth.runtime import jsonio
+from berth import jsonio
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -23,6 +23,7 @@ def test_round_trip_matches_json(value: Any) -> None:
     text = jsonio.dumps(value)
     assert text == json.dumps(value, separators=(",", ":"))
     assert jsonio.loads(text) == json.loads(text)
+    assert jsonio.dumps_sorted(value) == json.dumps(value, sort_keys=True)
 
 
 def test_whitespace_bytes_and_errors() -> None:

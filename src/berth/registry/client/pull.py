@@ -163,7 +163,13 @@ class _Puller:
             last = number == len(locations) - 1
             try:
                 with self._session(location, ref) as session:
-                    return self._pull_from(session, ref)
+                    result = self._pull_from(session, ref)
+                from berth.store.events import record_event
+
+                record_event(
+                    self.store, "image", "pull", ref.familiar(), {"name": ref.familiar_repository}
+                )
+                return result
             except (RegistryError, ImageNotFound, DigestMismatch) as exc:
                 if last:  # a mirror that fails or serves bad bytes: try the next source
                     raise

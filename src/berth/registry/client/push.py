@@ -162,6 +162,11 @@ class _Pusher:
         self.origins.record(location.host, location.path, [str(d.digest) for d in blobs])
         self._record(image, ref, digest)
         pushed = PushedTag(ref, digest, len(raw))
+        from berth.store.events import record_event
+
+        record_event(
+            self.store, "image", "push", ref.familiar(), {"name": ref.familiar_repository}
+        )
         self.reporter.message(pushed.line)
         return pushed
 

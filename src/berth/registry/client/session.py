@@ -184,7 +184,13 @@ class RegistrySession:
             telling = failures[0]
             if len(failures) > 1 and transport.is_tls_mismatch(telling):
                 telling = failures[1]
-            raise self.unreachable(telling)
+            error = self.unreachable(telling)
+            # the caught exceptions' tracebacks hold this frame, and it holds them: break the
+            # cycle now, or whatever the caller's frames reference (a Store and its database
+            # fds) lives until the cyclic garbage collector happens to run
+            failures.clear()
+            del telling
+            raise error from None
         if response.status_code == 401:
             self.auth.respond(response, self.scopes, sent=None)
             self.auth.prepare(self.scopes)

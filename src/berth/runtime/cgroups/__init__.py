@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from typing import Any
 
 from berth.errors import InvalidArgument
 from berth.runtime.cgroups.common import (
@@ -37,7 +36,12 @@ from berth.runtime.cgroups.common import (
     shares_to_weight,
 )
 from berth.runtime.cgroups.v1 import V1Manager
-from berth.runtime.cgroups.v2 import V2Manager
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from berth.runtime.cgroups.v2 import V2Manager
 
 __all__ = [
     "CgroupFS",
@@ -83,6 +87,8 @@ def open_manager(
     layout = layout or detect_layout(MOUNTINFO)
     own = own_cgroups(proc_cgroup) if not path.startswith("/") else {}
     if layout.mode == "v2":
+        from berth.runtime.cgroups.v2 import V2Manager
+
         assert layout.unified is not None
         absolute = _placed(path, own, "", parent_of_own=True)
         directory = join_cgroup(layout.unified, layout.unified_root, absolute)
@@ -110,6 +116,8 @@ def manager_from_state(state: Mapping[str, Any], *, fs: CgroupFS | None = None
     if version == 1:
         return V1Manager.from_state(state, fs)
     if version == 2:
+        from berth.runtime.cgroups.v2 import V2Manager
+
         return V2Manager.from_state(state, fs)
     raise InvalidArgument(f"not a cgroup state: version {version!r}",
                           hint="pass what CgroupManager.to_state() returned")
@@ -134,3 +142,12 @@ def prune_parent(parent: str, *, layout: Layout | None = None,
             fs.rmdir(directory)
         except OSError:
             continue
+
+
+def __getattr__(name: str) -> object:
+    """``V2Manager`` is imported when first asked for: a v1 or hybrid host never needs it."""
+    if name == "V2Manager":
+        from berth.runtime.cgroups.v2 import V2Manager
+
+        return V2Manager
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

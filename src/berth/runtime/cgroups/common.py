@@ -21,11 +21,15 @@ import errno
 import os
 import posixpath
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
 
 from berth.errors import ContainerError, HostError, InvalidArgument
+from berth.values import Value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 MOUNTINFO = "/proc/self/mountinfo"
 PROC_CGROUP = "/proc/self/cgroup"
@@ -76,20 +80,30 @@ class CgroupFS:
 REAL_FS = CgroupFS()
 
 
-@dataclass
-class Layout:
+class Layout(Value):
     """Where this host's cgroup hierarchies are mounted.
 
-    ``v1``: controller name -> mount point (controllers mounted together share one).
-    ``v1_roots``: controller -> the cgroup path that mount shows (``/`` unless the mount is
-    of a sub-tree, as inside a container). ``unified``: the v2 mount point, if any.
+    ``mode``: "v1", "hybrid" or "v2". ``v1``: controller name -> mount point (controllers
+    mounted together share one). ``v1_roots``: controller -> the cgroup path that mount shows
+    (``/`` unless the mount is of a sub-tree, as inside a container). ``unified``: the v2 mount
+    point, if any.
     """
 
-    mode: str  # "v1", "hybrid" or "v2"
-    v1: dict[str, str] = field(default_factory=dict)
-    v1_roots: dict[str, str] = field(default_factory=dict)
-    unified: str | None = None
-    unified_root: str = "/"
+    __slots__ = ("mode", "unified", "unified_root", "v1", "v1_roots")
+
+    def __init__(
+        self,
+        mode: str,
+        v1: dict[str, str] | None = None,
+        v1_roots: dict[str, str] | None = None,
+        unified: str | None = None,
+        unified_root: str = "/",
+    ) -> None:
+        self.mode = mode
+        self.v1 = {} if v1 is None else v1
+        self.v1_roots = {} if v1_roots is None else v1_roots
+        self.unified = unified
+        self.unified_root = unified_root
 
     def to_json(self) -> dict[str, Any]:
         return {"mode": self.mode, "v1": dict(self.v1), "v1_roots": dict(self.v1_roots),

@@ -7,12 +7,9 @@ On a hybrid host the container is also placed in the (controller-less) v2 hierar
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import posixpath
 import time
-from collections.abc import Mapping
-from typing import Any
 
 from berth.errors import ContainerError, HostError, InvalidArgument
 from berth.runtime.cgroups.common import (
@@ -27,8 +24,14 @@ from berth.runtime.cgroups.common import (
     parse_flat_keyed,
     section,
 )
+from berth.runtime.log import LazyLogger
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+log = LazyLogger(__name__)
 
 _UNLIMITED = 2**63  # stands for -1 when comparing limits
 

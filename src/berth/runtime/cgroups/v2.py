@@ -24,12 +24,10 @@ Realtime CPU limits cannot be honoured and are refused.
 from __future__ import annotations
 
 import errno
-import logging
 import posixpath
 import signal
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from berth.errors import ContainerError, HostError, InvalidArgument
 from berth.runtime.cgroups.common import (
@@ -44,8 +42,13 @@ from berth.runtime.cgroups.common import (
     section,
     shares_to_weight,
 )
+from berth.runtime.log import LazyLogger
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+log = LazyLogger(__name__)
 
 # Controllers a container's cgroup gets, where the parent offers them.
 WANTED_CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids", "hugetlb", "misc", "rdma")
