@@ -290,7 +290,8 @@ class ContainerCollection:
         from berth.store.leases import process_start_time
 
         start = process_start_time(pid) if pid else None
-        if start is not None and int(start) == int(record.state.get("PidStart") or -1):
+        if start is not None and int(start) == int(record.state.get("PidStart") or -1) \
+                and not _is_zombie(pid):
             return record
         if record.extra.get("Supervised") and self._supervisor_running():
             return record  # the supervisor owns it and records the exit
@@ -787,6 +788,15 @@ def _restore_signals(old: dict[int, Any]) -> None:
     for signum, handler in old.items():
         with suppress(ValueError, OSError):
             signals.set_handler(signum, handler)
+
+
+def _is_zombie(pid: int) -> bool:
+    """An exited process its (new) parent has not reaped yet: gone, for a container."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except OSError:
+        return True
 
 
 def _drain(fd: int, into: bytearray) -> None:
