@@ -8,7 +8,7 @@ import sys
 import time
 
 from berth import trace
-from berth.cli.render import format_objects, format_rows, write
+from berth.cli.render import format_rows, inspect_each, write
 from berth.containers.options import CreateOptions, HealthcheckOverride, LogConfig
 from berth.engine import Engine
 from berth.errors import BerthError, InvalidArgument
@@ -504,19 +504,8 @@ def _parse(text: Any) -> float:
 
 def inspect(inv: Invocation) -> int:
     engine = Engine()
-    found: list[dict[str, Any]] = []
-    errors = []
-    for name in inv.args:
-        try:
-            found.append(engine.containers.get(name).attrs)
-        except BerthError as exc:
-            errors.append(exc)
-    if found or not errors:
-        write(format_objects(found, inv.get_str("format")))
-    for error in errors:
-        sys.stderr.write(f"Error: {error}\n")
-    return 1 if errors else 0
-
+    return inspect_each(inv.args, lambda name: engine.containers.get(name).attrs,
+                        inv.get_str("format"))
 
 def logs(inv: Invocation) -> int:
     from berth.units import parse_timestamp

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from berth.cli.flags import Invocation
-from berth.cli.render import format_objects, format_rows, write
+from berth.cli.render import format_rows, inspect_each, write
 from berth.engine import Engine
 from berth.engine.images import Image
 from berth.errors import BerthError, InvalidArgument, UsageError
@@ -111,19 +111,7 @@ def _go_time(moment: datetime) -> str:
 
 def inspect(inv: Invocation) -> int:
     engine = _engine()
-    found: list[dict[str, Any]] = []
-    errors: list[BerthError] = []
-    for name in inv.args:
-        try:
-            found.append(engine.images.inspect(name))
-        except BerthError as error:
-            errors.append(error)
-    if found or not errors:
-        write(format_objects(found, inv.get_str("format")))
-    for failure in errors:
-        sys.stderr.write(f"Error: {failure}\n")
-    return 1 if errors else 0
-
+    return inspect_each(inv.args, engine.images.inspect, inv.get_str("format"))
 
 def history(inv: Invocation) -> int:
     from berth.units import human_size, time_ago

@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 
 from berth.cli.flags import Invocation
-from berth.cli.render import format_objects, format_rows, write
+from berth.cli.render import act_on_each, format_rows, inspect_each, write
 from berth.engine import Engine
-from berth.errors import BerthError
 
 NETWORK_HEADERS = {
     "ID": "NETWORK ID",
@@ -73,30 +72,14 @@ def ls(inv: Invocation) -> int:
 
 def inspect(inv: Invocation) -> int:
     engine = Engine()
-    found = []
-    failed = False
-    for name in inv.args:
-        try:
-            found.append(engine.networks.get(name).attrs)
-        except BerthError as exc:
-            sys.stderr.write(f"Error: {exc}\n")
-            failed = True
-    if found or not failed:
-        write(format_objects(found, inv.get_str("format")))
-    return 1 if failed else 0
+    return inspect_each(
+        inv.args, lambda name: engine.networks.get(name).attrs, inv.get_str("format")
+    )
 
 
 def rm(inv: Invocation) -> int:
     engine = Engine()
-    failed = False
-    for name in inv.args:
-        try:
-            engine.networks.manager.remove(name)
-            write(f"{name}\n")
-        except BerthError as exc:
-            sys.stderr.write(f"Error response from daemon: {exc}\n")
-            failed = True
-    return 1 if failed else 0
+    return act_on_each(inv.args, engine.networks.manager.remove)
 
 
 def prune(inv: Invocation) -> int:

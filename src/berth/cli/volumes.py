@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 
 from berth.cli.flags import Invocation
-from berth.cli.render import format_objects, format_rows, write
+from berth.cli.render import act_on_each, format_rows, inspect_each, write
 from berth.engine import Engine
-from berth.errors import BerthError, InvalidArgument
+from berth.errors import InvalidArgument
 
 VOLUME_HEADERS = {
     "Driver": "DRIVER",
@@ -41,17 +41,9 @@ def create(inv: Invocation) -> int:
 
 def inspect(inv: Invocation) -> int:
     engine = Engine()
-    found = []
-    failed = False
-    for name in inv.args:
-        try:
-            found.append(engine.volumes.get(name).attrs)
-        except BerthError as exc:
-            sys.stderr.write(f"Error: {exc}\n")
-            failed = True
-    if found or not failed:
-        write(format_objects(found, inv.get_str("format")))
-    return 1 if failed else 0
+    return inspect_each(
+        inv.args, lambda name: engine.volumes.get(name).attrs, inv.get_str("format")
+    )
 
 
 def ls(inv: Invocation) -> int:
@@ -114,12 +106,5 @@ def prune(inv: Invocation) -> int:
 
 def rm(inv: Invocation) -> int:
     engine = Engine()
-    failed = False
-    for name in inv.args:
-        try:
-            engine.volumes.volumes.remove(name, force=inv.get_bool("force"))
-            write(f"{name}\n")
-        except BerthError as exc:
-            sys.stderr.write(f"Error response from daemon: {exc}\n")
-            failed = True
-    return 1 if failed else 0
+    force = inv.get_bool("force")
+    return act_on_each(inv.args, lambda name: engine.volumes.volumes.remove(name, force=force))
