@@ -53,5 +53,11 @@ class BerthCLI:
     def __call__(self, *args: str, input: bytes | None = None, timeout: float = 300) -> str:
         return self.run(*args, input=input, timeout=timeout).check().stdout
 
+    def store_cgroup(self) -> str:
+        """The cgroup parent of this store's containers (``berth-<hash>``)."""
+        from berth.store.paths import StorePaths
+
+        return StorePaths.at(self.root).host_name("berth")
+
     def popen(self, *args: str, **kwargs: object) -> subprocess.Popen[bytes]:
         return subprocess.Popen([BERTH, *args], env=self.env(), **kwargs)  # type: ignore[call-overload]
