@@ -9,15 +9,20 @@ Three cases, each tool on its own private store with busybox already in it:
 - fully cached: the same build again;
 - last line changed: the CMD line edited before each run (untimed), everything else cached.
 
+The tools take turns run by run (each round starts with the next tool), so noise that drifts
+while the benchmark runs (other tenants of the machine) weighs on every tool alike.
+
 Run as root. berth runs with this interpreter (bytecode precompiled first); BuildKit is a
-private dockerd (tests/support/peers.py: own data root and socket, vfs); buildah uses its own
---root/--runroot. Ratios are printed against BuildKit (< 1.0: berth is faster).
+private dockerd (tests/support/peers.py: own data root and socket, vfs), started once for the
+whole run; buildah uses its own --root/--runroot. Ratios are printed against BuildKit (< 1.0:
+berth is faster).
 """
 
 from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import os
 import shutil
 import subprocess
@@ -31,9 +36,10 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, REPO)
 
-from common import BERTH, report, run, timed  # noqa: E402
+from common import BERTH, report, run  # noqa: E402
 
 BUILDAH = "/usr/bin/buildah"
+SETTLE = 0.5  # seconds of quiet before each timed build
 DOCKERFILE = """\
 FROM busybox
 RUN echo one > /one
@@ -88,109 +94,109 @@ def berth_command(work: str) -> list[str]:
     return [sys.executable, shim]
 
 
-def bench_berth(work: str, context: Context, archive: str, runs: int) -> dict[str, list[float]]:
+class Tool:
+    """One builder under test: how to build the context, and how to forget everything."""
+
+    def __init__(self, name: str, build: Callable[[], object], reset: Callable[[], object]):
+        self.name = name
+        self.build = build
+        self.reset = reset
+
+
+def berth_tool(work: str, context: Context, archive: str) -> Tool:
     root = os.path.join(work, "berth-store")
-    base = berth_command(work)
     env = {**os.environ, "BERTH_ROOT": root}
-    build = [*base, "build", "-q", "-t", "bench", context.dir]
+    command = [*berth_command(work), "build", "-q", "-t", "bench", context.dir]
 
     def reset() -> None:
         shutil.rmtree(root, ignore_errors=True)
         run([BERTH, "load", "-q", "-i", archive], env=env)
 
-    context.write("hello")
-    cold = timed(lambda: run(build, env=env), runs, warmup=0, before=reset)
-    cached = timed(lambda: run(build, env=env), runs)
-    changed = timed(lambda: run(build, env=env), runs, before=context.change_last_line)
-    context.write("hello")
+    return Tool("berth", lambda: run(command, env=env), reset)
+
+
+def berth_cleanup(work: str) -> None:
     from berth.store.paths import StorePaths
 
-    shutil.rmtree(StorePaths.at(root).run_dir, ignore_errors=True)
-    return {"cold": cold, "cached": cached, "changed": changed}
+    shutil.rmtree(StorePaths.at(os.path.join(work, "berth-store")).run_dir, ignore_errors=True)
 
 
-def bench_buildkit(context: Context, archive: str, runs: int) -> dict[str, list[float]]:
+def buildkit_tool(stack: contextlib.ExitStack, context: Context, archive: str) -> Tool:
     from tests.support.peers import dockerd
 
-    with dockerd() as d:
-        d.docker("load", "-i", archive)
-        env = {"DOCKER_BUILDKIT": "1"}
-        build = ["build", "-q", "--network", "host", "-t", "bench", context.dir]
-
-        def reset() -> None:
-            d.docker("rmi", "-f", "bench", check=False)
-            d.docker("builder", "prune", "-af", check=False)
-
-        context.write("hello")
-        cold = timed(lambda: d.docker(*build, env=env), runs, warmup=0, before=reset)
-        cached = timed(lambda: d.docker(*build, env=env), runs)
-        changed = timed(lambda: d.docker(*build, env=env), runs, before=context.change_last_line)
-        context.write("hello")
-        return {"cold": cold, "cached": cached, "changed": changed}
-
-
-def bench_buildah(work: str, context: Context, archive: str, runs: int) -> dict[str, list[float]]:
-    root = os.path.join(work, "buildah")
-
-    def buildah(*args: str) -> subprocess.CompletedProcess[bytes]:
-        return run(
-            [
-                BUILDAH,
-                "--root",
-                f"{root}/root",
-                "--runroot",
-                f"{root}/run",
-                "--storage-driver",
-                "vfs",
-                *args,
-            ]
-        )
-
-    build = ["bud", "--layers", "-q", "--network", "host", "-t", "bench", context.dir]
+    d = stack.enter_context(dockerd())
+    d.docker("load", "-i", archive)
+    env = {"DOCKER_BUILDKIT": "1"}
+    command = ["build", "-q", "--network", "host", "-t", "bench", context.dir]
 
     def reset() -> None:
-        subprocess.run(
-            [
-                BUILDAH,
-                "--root",
-                f"{root}/root",
-                "--runroot",
-                f"{root}/run",
-                "--storage-driver",
-                "vfs",
-                "rmi",
-                "-af",
-            ],
-            capture_output=True,
-            check=False,
-        )
-        buildah("pull", "-q", f"docker-archive:{archive}")
-        buildah("tag", "busybox:latest", "docker.io/library/busybox:latest")
+        d.docker("rmi", "-f", "bench", check=False)
+        d.docker("builder", "prune", "-af", check=False)
 
-    context.write("hello")
-    try:
-        cold = timed(lambda: buildah(*build), runs, warmup=0, before=reset)
-        cached = timed(lambda: buildah(*build), runs)
-        changed = timed(lambda: buildah(*build), runs, before=context.change_last_line)
-    finally:
-        context.write("hello")
-        subprocess.run(
-            [
-                BUILDAH,
-                "--root",
-                f"{root}/root",
-                "--runroot",
-                f"{root}/run",
-                "--storage-driver",
-                "vfs",
-                "rmi",
-                "-af",
-            ],
-            capture_output=True,
-            check=False,
-        )
+    return Tool("buildkit", lambda: d.docker(*command, env=env), reset)
+
+
+def buildah_tool(stack: contextlib.ExitStack, work: str, context: Context, archive: str) -> Tool:
+    root = os.path.join(work, "buildah")
+    base = [
+        BUILDAH,
+        "--root",
+        f"{root}/root",
+        "--runroot",
+        f"{root}/run",
+        "--storage-driver",
+        "vfs",
+    ]
+
+    def remove_all() -> None:
+        subprocess.run([*base, "rmi", "-af"], capture_output=True, check=False)
+
+    def cleanup() -> None:
+        remove_all()
         shutil.rmtree(root, ignore_errors=True)
-    return {"cold": cold, "cached": cached, "changed": changed}
+
+    stack.callback(cleanup)
+    command = [*base, "bud", "--layers", "-q", "--network", "host", "-t", "bench", context.dir]
+
+    def reset() -> None:
+        remove_all()
+        run([*base, "pull", "-q", f"docker-archive:{archive}"])
+        run([*base, "tag", "busybox:latest", "docker.io/library/busybox:latest"])
+
+    return Tool("buildah", lambda: run(command), reset)
+
+
+def interleaved(
+    tools: list[Tool],
+    runs: int,
+    warmup: int,
+    before: Callable[[Tool], object] | None,
+    failed: dict[str, str],
+) -> dict[str, list[float]]:
+    """Each round times every tool once (``before`` untimed first), starting with a different
+    tool each round: noise that drifts over the minutes of a run hits all tools alike. Each run
+    starts after a pause, so what a daemon still does after a build (dockerd's) does not fall
+    into the next tool's time."""
+    samples: dict[str, list[float]] = {tool.name: [] for tool in tools}
+    for i in range(warmup + runs):
+        for k in range(len(tools)):
+            tool = tools[(i + k) % len(tools)]
+            if tool.name in failed:
+                continue
+            try:
+                if before is not None:
+                    before(tool)
+                time.sleep(SETTLE)
+                start = time.perf_counter()
+                tool.build()
+                elapsed = time.perf_counter() - start
+            except (subprocess.CalledProcessError, RuntimeError) as exc:
+                detail = getattr(exc, "stderr", b"") or b""
+                failed[tool.name] = f"{exc} {detail.decode(errors='replace')[-500:]}"
+                continue
+            if i >= warmup:
+                samples[tool.name].append(elapsed)
+    return {name: times for name, times in samples.items() if times and name not in failed}
 
 
 def busybox_archive(work: str) -> str:
@@ -209,35 +215,53 @@ def main() -> None:
     parser.add_argument("--only", choices=["berth", "buildkit", "buildah"], action="append")
     args = parser.parse_args()
     compileall.compile_dir(os.path.join(REPO, "src", "berth"), quiet=1)
-    tools = args.only or ["berth", "buildkit", "buildah"]
+    wanted = args.only or ["berth", "buildkit", "buildah"]
     work = tempfile.mkdtemp(prefix="berth-bench-build-", dir="/var/tmp")
+    failed: dict[str, str] = {}
     try:
-        archive = busybox_archive(work)
-        context = Context(work)
-        time.sleep(2.1)  # files older than the digest cache's racy window, as a real context
-        results: dict[str, dict[str, list[float]]] = {}
-        runners: dict[str, Callable[[], dict[str, list[float]]]] = {
-            "berth": lambda: bench_berth(work, context, archive, args.runs),
-            "buildkit": lambda: bench_buildkit(context, archive, args.runs),
-            "buildah": lambda: bench_buildah(work, context, archive, args.runs),
-        }
-        for tool in tools:
-            try:
-                results[tool] = runners[tool]()
-            except (subprocess.CalledProcessError, RuntimeError) as exc:
-                detail = getattr(exc, "stderr", b"") or b""
-                print(f"{tool}: failed: {exc} {detail.decode(errors='replace')[-500:]}")
+        with contextlib.ExitStack() as stack:
+            archive = busybox_archive(work)
+            context = Context(work)
+            time.sleep(2.1)  # files older than the digest cache's racy window, as a real context
+            makers: dict[str, Callable[[], Tool]] = {
+                "berth": lambda: berth_tool(work, context, archive),
+                "buildkit": lambda: buildkit_tool(stack, context, archive),
+                "buildah": lambda: buildah_tool(stack, work, context, archive),
+            }
+            tools = []
+            for name in wanted:
+                try:
+                    tools.append(makers[name]())
+                except (subprocess.CalledProcessError, RuntimeError) as exc:
+                    failed[name] = str(exc)
+            results = run_cases(tools, context, args.runs, failed)
+        for name, why in failed.items():
+            print(f"{name}: failed: {why}")
         titles = {
             "cold": "cold build (no cache, busybox present)",
             "cached": "fully cached rebuild",
             "changed": "last line (CMD) changed",
         }
-        baseline = "buildkit" if "buildkit" in results else next(iter(results))
         for case, title in titles.items():
-            rows = {f"{tool} build": samples[case] for tool, samples in results.items()}
+            rows = {f"{tool} build": samples for tool, samples in results[case].items()}
+            if not rows:
+                continue
+            baseline = "buildkit" if "buildkit" in results[case] else next(iter(results[case]))
             report(title, rows, f"{baseline} build")
     finally:
+        berth_cleanup(work)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def run_cases(
+    tools: list[Tool], context: Context, runs: int, failed: dict[str, str]
+) -> dict[str, dict[str, list[float]]]:
+    context.write("hello")
+    cold = interleaved(tools, runs, 0, lambda tool: tool.reset(), failed)
+    cached = interleaved(tools, runs, 1, None, failed)
+    changed = interleaved(tools, runs, 1, lambda _: context.change_last_line(), failed)
+    context.write("hello")
+    return {"cold": cold, "cached": cached, "changed": changed}
 
 
 if __name__ == "__main__":

@@ -26,10 +26,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Generic, TypeVar
 
 from berth.build.cache import BuildCache, StepLayer
 from berth.build.expansion import StageScope, expand_from, resolve_global_args
@@ -37,11 +34,8 @@ from berth.build.history import history_entry
 from berth.build.instructions import (
     Add,
     Copy,
-    Dockerfile,
-    Instruction,
     Maintainer,
     Run,
-    Stage,
     Workdir,
     parse_dockerfile,
     parse_run_mount,
@@ -56,56 +50,109 @@ from berth.build.steps import (
     run_layer_step,
 )
 from berth.errors import BerthError, BuildError, ImageNotFound, InvalidArgument
-from berth.oci.config import HistoryEntry, ImageConfig
-from berth.oci.manifest import Platform
-from berth.oci.reference import ImageReference, parse_normalized
-from berth.store.images import ImageRecord
-from berth.store.store import Store
+from berth.oci.config import ImageConfig
+from berth.oci.reference import parse_normalized
+from berth.values import Value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from berth.build.instructions import Dockerfile, Instruction, Stage
+    from berth.oci.config import HistoryEntry
+    from berth.oci.reference import ImageReference
+    from berth.store.images import ImageRecord
+    from berth.store.store import Store
 
 __all__ = ["BuildOptions", "BuildResult", "SecretSource", "build"]
 
 _KNOWN_SYNTAX = ("docker/dockerfile", "docker.io/docker/dockerfile")
 
 
-@dataclass
-class BuildOptions:
+class BuildOptions(Value):
     """Everything ``berth build`` takes (the context already prepared)."""
 
-    dockerfile: str
-    dockerfile_name: str = "Dockerfile"
-    context: object | None = None  # a berth.build.context.BuildContext, or None
-    tags: Sequence[str] = ()
-    build_args: Mapping[str, str] = field(default_factory=dict)
-    target: str | None = None
-    no_cache: bool = False
-    pull: bool = False
-    labels: Mapping[str, str] = field(default_factory=dict)
-    network: str = "default"
-    secrets: Mapping[str, SecretSource] = field(default_factory=dict)
-    platform: str | None = None
-    record_key: str | None = None  # berth.build.fastpath's key: remember the build under it
+    __slots__ = (
+        "build_args",
+        "context",
+        "dockerfile",
+        "dockerfile_name",
+        "labels",
+        "network",
+        "no_cache",
+        "platform",
+        "pull",
+        "record_key",
+        "secrets",
+        "tags",
+        "target",
+    )
+
+    def __init__(
+        self,
+        dockerfile: str,
+        dockerfile_name: str = "Dockerfile",
+        context: object | None = None,
+        tags: Sequence[str] = (),
+        build_args: Mapping[str, str] | None = None,
+        target: str | None = None,
+        no_cache: bool = False,
+        pull: bool = False,
+        labels: Mapping[str, str] | None = None,
+        network: str = "default",
+        secrets: Mapping[str, SecretSource] | None = None,
+        platform: str | None = None,
+        record_key: str | None = None,
+    ) -> None:
+        self.dockerfile = dockerfile
+        self.dockerfile_name = dockerfile_name
+        self.context = context  # a berth.build.context.BuildContext, or None
+        self.tags = tags
+        self.build_args: Mapping[str, str] = {} if build_args is None else build_args
+        self.target = target
+        self.no_cache = no_cache
+        self.pull = pull
+        self.labels: Mapping[str, str] = {} if labels is None else labels
+        self.network = network
+        self.secrets: Mapping[str, SecretSource] = {} if secrets is None else secrets
+        self.platform = platform
+        self.record_key = record_key  # berth.build.fastpath's key: remember the build under it
 
 
-@dataclass
-class BuildResult:
-    image_id: str
-    record: ImageRecord
-    tags: list[ImageReference]
-    warnings: list[str]
+class BuildResult(Value):
+    __slots__ = ("image_id", "record", "tags", "warnings")
+
+    def __init__(
+        self,
+        image_id: str,
+        record: ImageRecord,
+        tags: list[ImageReference],
+        warnings: list[str],
+    ) -> None:
+        self.image_id = image_id
+        self.record = record
+        self.tags = tags
+        self.warnings = warnings
 
 
-_T = TypeVar("_T")
+class _StageResult(Value):
+    __slots__ = ("config", "scope", "state")
+
+    def __init__(self, state: StageState, config: ImageConfig, scope: StageScope) -> None:
+        self.state = state
+        self.config = config
+        self.scope = scope
 
 
-class _Future(Generic[_T]):
+class _Future:
     """A stage's result, set by the thread that builds it (or its error)."""
 
     def __init__(self) -> None:
         self._done = threading.Event()
-        self._value: _T | None = None
+        self._value: _StageResult | None = None
         self._error: BaseException | None = None
 
-    def run(self, fn: Callable[[], _T]) -> None:
+    def run(self, fn: Callable[[], _StageResult]) -> None:
         try:
             self._value = fn()
         except BaseException as exc:  # handed to whoever waits for this stage
@@ -113,19 +160,12 @@ class _Future(Generic[_T]):
         finally:
             self._done.set()
 
-    def result(self) -> _T:
+    def result(self) -> _StageResult:
         self._done.wait()
         if self._error is not None:
             raise self._error
         assert self._value is not None
         return self._value
-
-
-@dataclass
-class _StageResult:
-    state: StageState
-    config: ImageConfig
-    scope: StageScope
 
 
 def build(store: Store, options: BuildOptions, progress: Progress | None = None) -> BuildResult:
@@ -139,7 +179,7 @@ class _Builder:
         self.options = options
         self.progress = progress
         self.active = ActiveContainers()
-        self.results: dict[int, _Future[_StageResult]] = {}
+        self.results: dict[int, _Future] = {}
         self._lock = threading.Lock()
         self.used_args: set[str] = set()
         self.image_configs: dict[str, tuple[ImageRecord, ImageConfig]] = {}
@@ -158,6 +198,8 @@ class _Builder:
             )
         self.platform = host_platform()
         if o.platform:
+            from berth.oci.manifest import Platform
+
             wanted = Platform.parse(o.platform.split(",")[0])
             if (wanted.os, wanted.architecture) != (self.platform.os, self.platform.architecture):
                 raise InvalidArgument(

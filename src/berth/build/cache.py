@@ -27,17 +27,19 @@ and blobs are deleted when nothing else (an image, a container, another entry) u
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
+import _json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 
-from berth.oci.digest import Digest
-from berth.store.store import Removal, Store
+from berth.oci.digest import Digest, hex_digest
+from berth.values import FrozenValue, Value, init_fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+
+    from berth.store.store import Removal, Store
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -73,10 +75,19 @@ _SCHEMA = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class StepLayer:
+class StepLayer(FrozenValue):
     """A layer in the store that a step produced (or a base image brought)."""
 
+    __slots__ = (
+        "blob_digest",
+        "blob_size",
+        "chain_id",
+        "created",
+        "diff_id",
+        "media_type",
+        "parent_chain",
+        "size",
+    )
     chain_id: Digest
     parent_chain: Digest | None
     diff_id: Digest
@@ -84,21 +95,60 @@ class StepLayer:
     media_type: str
     blob_size: int
     size: int
-    created: str = ""
+    created: str
+
+    def __init__(
+        self,
+        chain_id: Digest,
+        parent_chain: Digest | None,
+        diff_id: Digest,
+        blob_digest: Digest,
+        media_type: str,
+        blob_size: int,
+        size: int,
+        created: str = "",
+    ) -> None:
+        init_fields(
+            self,
+            chain_id=chain_id,
+            parent_chain=parent_chain,
+            diff_id=diff_id,
+            blob_digest=blob_digest,
+            media_type=media_type,
+            blob_size=blob_size,
+            size=size,
+            created=created,
+        )
 
 
-@dataclass(frozen=True, slots=True)
-class CacheEntry:
+class CacheEntry(FrozenValue):
+    __slots__ = ("description", "key", "last_used", "layer")
     key: str
     layer: StepLayer
     description: str
     last_used: float
 
+    def __init__(self, key: str, layer: StepLayer, description: str, last_used: float) -> None:
+        init_fields(self, key=key, layer=layer, description=description, last_used=last_used)
 
-@dataclass
-class PruneResult:
-    deleted: list[str]
-    reclaimed: int
+
+class PruneResult(Value):
+    __slots__ = ("deleted", "reclaimed")
+
+    def __init__(self, deleted: list[str], reclaimed: int) -> None:
+        self.deleted = deleted
+        self.reclaimed = reclaimed
+
+
+def _not_json(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# json.dumps(value, sort_keys=True, separators=(",", ":")) without importing json: the same
+# C encoder json.dumps uses (importing json costs every build a few milliseconds)
+_encode_sorted = _json.make_encoder(
+    None, _not_json, _json.encode_basestring_ascii, None, ":", ",", True, False, True
+)
 
 
 def step_key(parent: str, kind: str, inputs: object) -> str:
@@ -106,8 +156,8 @@ def step_key(parent: str, kind: str, inputs: object) -> str:
 
     ``inputs`` is anything JSON can encode (tuples become lists); dictionaries are sorted.
     """
-    text = json.dumps([parent, kind, inputs], sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+    text = "".join(_encode_sorted([parent, kind, inputs], 0))
+    return "sha256:" + hex_digest("sha256", text.encode("utf-8", "surrogateescape"))
 
 
 def max_bytes_from_env() -> int:
@@ -239,12 +289,15 @@ class BuildCache:
     def _drop(self, doomed: Sequence[CacheEntry]) -> PruneResult:
         if not doomed:
             return PruneResult([], 0)
+        from berth.basics import suppress
+        from berth.store.store import Removal
+
         keys = [e.key for e in doomed]
         removal = Removal()
         with self.store.db.write() as conn:
             conn.executemany("DELETE FROM build_cache WHERE key = ?", [(k,) for k in keys])
             # fully cached rebuilds recorded by berth.build.fastpath relied on these entries
-            with contextlib.suppress(sqlite3.OperationalError):
+            with suppress(sqlite3.OperationalError):
                 conn.execute("DELETE FROM build_records")
             kept_layers, kept_blobs = cache_references(conn)
             candidates: set[tuple[str, str]] = set()
@@ -313,10 +366,12 @@ def _collect_only(
     Shim: this calls the store's collector restricted to ``only``; once the store's own
     collector counts :func:`cache_references`, this is what ``Store.collect_garbage`` does.
     """
+    from berth.basics import suppress
+
     wanted = set(only)
     if not wanted:
         return
-    with contextlib.suppress(AttributeError):
+    with suppress(AttributeError):
         store._collect_in(conn, removal, only=wanted)
 
 

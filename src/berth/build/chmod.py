@@ -6,13 +6,16 @@ copying needs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from berth.errors import BuildError
 
-__all__ = ["ModeChange", "octal_chmod", "parse_chmod"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-ModeChange = Callable[[int, bool], int]
+    # a --chmod: (current permission bits, is a directory) -> the new bits
+    ModeChange = Callable[[int, bool], int]
+
+__all__ = ["ModeChange", "octal_chmod", "parse_chmod"]
 
 
 def parse_chmod(text: str) -> ModeChange | None:

@@ -23,15 +23,10 @@ reading files in chunks and remembering file digests in a :class:`DigestCache` k
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import stat
-import tarfile
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import IO
 
 from berth.build.dockerignore import (
     IgnoreMatcher,
@@ -42,6 +37,14 @@ from berth.build.dockerignore import (
     read_ignore_file,
 )
 from berth.errors import BuildError, CorruptArchive, InvalidArgument
+from berth.values import FrozenValue, init_fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import hashlib
+    import tarfile
+    from collections.abc import Iterator, Sequence
+    from typing import IO
 
 __all__ = [
     "BuildContext",
@@ -80,10 +83,23 @@ def has_wildcards(component: str) -> bool:
     return False
 
 
-@dataclass(frozen=True, slots=True)
-class ContextEntry:
+class ContextEntry(FrozenValue):
     """One file, directory, symlink or special file of the context, from ``lstat``."""
 
+    __slots__ = (
+        "ctime_ns",
+        "dev",
+        "gid",
+        "host_path",
+        "ino",
+        "link_target",
+        "mode",
+        "mtime_ns",
+        "nlink",
+        "path",
+        "size",
+        "uid",
+    )
     path: str  # relative to the root; "" is the root itself
     host_path: str
     mode: int  # st_mode: type and permission bits
@@ -95,7 +111,38 @@ class ContextEntry:
     dev: int
     ino: int
     nlink: int
-    link_target: str = ""
+    link_target: str
+
+    def __init__(
+        self,
+        path: str,
+        host_path: str,
+        mode: int,
+        size: int,
+        uid: int,
+        gid: int,
+        mtime_ns: int,
+        ctime_ns: int,
+        dev: int,
+        ino: int,
+        nlink: int,
+        link_target: str = "",
+    ) -> None:
+        init_fields(
+            self,
+            path=path,
+            host_path=host_path,
+            mode=mode,
+            size=size,
+            uid=uid,
+            gid=gid,
+            mtime_ns=mtime_ns,
+            ctime_ns=ctime_ns,
+            dev=dev,
+            ino=ino,
+            nlink=nlink,
+            link_target=link_target,
+        )
 
     @property
     def kind(self) -> str:
@@ -283,17 +330,20 @@ class BuildContext:
         return os.fdopen(fd, "rb")
 
 
-@dataclass(frozen=True, slots=True)
-class SourceMatch:
+class SourceMatch(FrozenValue):
     """One thing an ADD/COPY source names.
 
     ``path`` is the matched path as named (its last component gives the name at the
     destination); ``entry`` is what is copied: the symlink-resolved entry.
     """
 
+    __slots__ = ("entry", "path", "source")
     source: str
     path: str
     entry: ContextEntry
+
+    def __init__(self, source: str, path: str, entry: ContextEntry) -> None:
+        init_fields(self, source=source, path=path, entry=entry)
 
 
 def resolve_sources(
@@ -489,6 +539,8 @@ def file_digest(context: BuildContext, entry: ContextEntry, cache: DigestCache |
             cache.hits += 1
             return known
         cache.misses += 1
+    import hashlib  # only to read a file: OpenSSL's sha256 is the fastest on big files
+
     h = hashlib.sha256()
     try:
         with context.open(entry) as f:
@@ -528,7 +580,7 @@ def checksum(
     context's default root owner will set it; None keeps the files' own), symlink target and
     file content. Times are left out, so touching a file changes nothing.
     """
-    h = hashlib.sha256()
+    h = _small_sha256()
     for match in matches:
         _feed(h, "source", match.source, match.path.rsplit("/", 1)[-1])
         for rel, entry in select_tree(context, match, include=include, exclude=exclude):
@@ -544,6 +596,17 @@ def checksum(
                 content = ""
             _feed(h, entry.kind, rel, f"{perm:o}", str(uid), str(gid), content)
     return "sha256:" + h.hexdigest()
+
+
+def _small_sha256() -> hashlib._Hash:
+    """A sha256 for a few small updates, from the interpreter's own module: the same digest as
+    hashlib's, without loading OpenSSL (milliseconds at every start)."""
+    try:
+        from _sha256 import sha256  # type: ignore[import-not-found]  # Python 3.11
+    except ImportError:  # pragma: no cover - Python 3.12 renamed it
+        from _sha2 import sha256  # type: ignore[import-not-found]
+    hasher: hashlib._Hash = sha256()
+    return hasher
 
 
 def _feed(h: hashlib._Hash, *fields: str) -> None:
@@ -562,6 +625,8 @@ def extract_context_tar(fileobj: IO[bytes], dest: str) -> None:
     Member names are clamped to ``dest`` and no member is written through a symlink, so a
     hostile archive cannot write outside ``dest``. Devices are skipped.
     """
+    import tarfile
+
     try:
         archive = tarfile.open(fileobj=fileobj, mode="r|*")  # noqa: SIM115 (closed below)
     except tarfile.TarError as exc:

@@ -17,17 +17,20 @@ leaving it removes a temporary context.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
-from types import TracebackType
-from typing import BinaryIO
 
-from berth.build.context import BuildContext, ContextEntry
+from berth.build.context import BuildContext
 from berth.build.fastpath import locate_dockerfile, stat_fields
 from berth.errors import BuildError, InvalidArgument, PathNotFound
+from berth.values import Value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import TracebackType
+    from typing import BinaryIO
+
+    from berth.build.context import ContextEntry
 
 __all__ = ["PreparedContext", "RecordingContext", "prepare_context", "read_dockerfile"]
 
@@ -58,13 +61,22 @@ class RecordingContext(BuildContext):
             self.seen[path] = None
 
 
-@dataclass
-class PreparedContext:
-    context: BuildContext | None
-    dockerfile: str  # the text
-    dockerfile_name: str  # as error messages name it ("Dockerfile")
-    temp_dir: str | None = None
-    dockerfile_path: str | None = None  # where it was read from (None: stdin)
+class PreparedContext(Value):
+    __slots__ = ("context", "dockerfile", "dockerfile_name", "dockerfile_path", "temp_dir")
+
+    def __init__(
+        self,
+        context: BuildContext | None,
+        dockerfile: str,  # the text
+        dockerfile_name: str,  # as error messages name it ("Dockerfile")
+        temp_dir: str | None = None,
+        dockerfile_path: str | None = None,  # where it was read from (None: stdin)
+    ) -> None:
+        self.context = context
+        self.dockerfile = dockerfile
+        self.dockerfile_name = dockerfile_name
+        self.temp_dir = temp_dir
+        self.dockerfile_path = dockerfile_path
 
     @property
     def recordable(self) -> bool:
@@ -73,6 +85,8 @@ class PreparedContext:
 
     def close(self) -> None:
         if self.temp_dir is not None:
+            import shutil
+
             shutil.rmtree(self.temp_dir, ignore_errors=True)
             self.temp_dir = None
 
@@ -158,6 +172,9 @@ def _from_stdin(dockerfile: str | None, stdin: BinaryIO, temp_root: str | None) 
     if not _looks_like_tar(head):
         data = head + stdin.read(_MAX_DOCKERFILE)
         return PreparedContext(None, data.decode("utf-8", "surrogateescape"), "Dockerfile")
+    import shutil
+    import tempfile
+
     from berth.build.context import extract_context_tar
 
     if temp_root is not None:

@@ -26,19 +26,25 @@ each seeing what the previous ones wrote):
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
 import posixpath
-import tarfile
-import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import IO
 
-from berth.build.context import SourceMatch, has_wildcards
+from berth.build.context import has_wildcards
 from berth.build.dockerignore import go_clean
 from berth.errors import BuildError
+from berth.values import FrozenValue, init_fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import IO
+
+    from berth.build.context import SourceMatch
+
+    # kind_at(path) -> "dir", "file" (anything that is not a directory) or None (absent), with
+    # symlinks in the image followed inside its root, as the copy's stat does.
+    KindLookup = Callable[[str], str | None]
+    # contents(match) -> (relative path, kind) of everything a directory source copies.
+    ContentsLookup = Callable[[SourceMatch], Iterable[tuple[str, str]]]
 
 __all__ = [
     "CopyContents",
@@ -52,48 +58,60 @@ __all__ = [
     "url_filename",
 ]
 
-# kind_at(path) -> "dir", "file" (anything that is not a directory) or None (absent), with
-# symlinks in the image followed inside its root, as the copy's stat does.
-KindLookup = Callable[[str], str | None]
-# contents(match) -> (relative path, kind) of everything a directory source copies.
-ContentsLookup = Callable[[SourceMatch], Iterable[tuple[str, str]]]
 
-
-@dataclass(frozen=True, slots=True)
-class MakeDirs:
+class MakeDirs(FrozenValue):
     """Create ``path`` and missing parents (mode 0755, or ``--chmod``; ``--chown`` owner)."""
 
+    __slots__ = ("path",)
     path: str
 
+    def __init__(self, path: str) -> None:
+        init_fields(self, path=path)
 
-@dataclass(frozen=True, slots=True)
-class CopyFile:
+
+class CopyFile(FrozenValue):
     """Write the (non-directory) source at ``dest``, replacing a non-directory there."""
 
+    __slots__ = ("dest", "source")
     source: SourceMatch
     dest: str
 
+    def __init__(self, source: SourceMatch, dest: str) -> None:
+        init_fields(self, source=source, dest=dest)
 
-@dataclass(frozen=True, slots=True)
-class CopyContents:
+
+class CopyContents(FrozenValue):
     """Merge the contents of directory ``source`` into directory ``dest``.
 
     ``dest`` keeps its own metadata if it existed; subdirectories that exist take the
     source's mode and owner; ``include``/``exclude`` filter paths below the source.
     """
 
+    __slots__ = ("dest", "exclude", "include", "source")
     source: SourceMatch
     dest: str
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+
+    def __init__(
+        self,
+        source: SourceMatch,
+        dest: str,
+        include: tuple[str, ...] = (),
+        exclude: tuple[str, ...] = (),
+    ) -> None:
+        init_fields(self, source=source, dest=dest, include=include, exclude=exclude)
 
 
-@dataclass(frozen=True, slots=True)
-class UnpackArchive:
+class UnpackArchive(FrozenValue):
     """Extract the tar archive ``source`` into directory ``dest`` (ADD only)."""
 
+    __slots__ = ("dest", "source")
     source: SourceMatch
     dest: str
+
+    def __init__(self, source: SourceMatch, dest: str) -> None:
+        init_fields(self, source=source, dest=dest)
 
 
 CopyStep = MakeDirs | CopyFile | CopyContents | UnpackArchive
@@ -246,6 +264,8 @@ def has_wildcards_path(path: str) -> bool:
 def url_filename(url: str) -> str:
     """The file name ADD gives a downloaded URL: its path's last element or ``__unnamed__``."""
     try:
+        import urllib.parse
+
         path = urllib.parse.urlsplit(url).path
     except ValueError:
         return "__unnamed__"
@@ -255,6 +275,8 @@ def url_filename(url: str) -> str:
 
 def is_archive(fileobj: IO[bytes]) -> bool:
     """Whether a file is a tar archive ADD unpacks (plain, gzip, bzip2, xz or zstd)."""
+    import tarfile
+
     try:
         with tarfile.open(fileobj=_decompressed(fileobj), mode="r|") as archive:
             return archive.next() is not None
@@ -268,10 +290,16 @@ def _decompressed(fileobj: IO[bytes]) -> IO[bytes]:
     head = fileobj.read(6)
     fileobj.seek(0)
     if head.startswith(b"\x1f\x8b"):
+        import gzip
+
         return gzip.GzipFile(fileobj=fileobj)  # type: ignore[return-value]
     if head.startswith(b"BZh"):
+        import bz2
+
         return bz2.BZ2File(fileobj)
     if head.startswith(b"\xfd7zXZ\x00"):
+        import lzma
+
         return lzma.LZMAFile(fileobj)
     if head.startswith(b"\x28\xb5\x2f\xfd"):
         import zstandard

@@ -21,12 +21,14 @@ them; listed, they are absent from the context that ADD/COPY see.
 from __future__ import annotations
 
 import os
-import re
-import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 from berth.errors import InvalidArgument
+from berth.values import FrozenValue, Value, init_fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
+    from collections.abc import Sequence
 
 __all__ = [
     "IgnoreMatcher",
@@ -216,19 +218,21 @@ def _class_char(chunk: str) -> tuple[str, str]:
 _REGEX_ESCAPE = frozenset(".+()|{}$")
 
 
-@dataclass(slots=True)
-class Pattern:
+class Pattern(Value):
     """One cleaned pattern; ``exclusion`` is True for ``!`` exceptions."""
 
-    text: str
-    exclusion: bool
-    dirs: tuple[str, ...]
-    kind: str = ""  # exact, prefix, suffix or regexp
-    regex: re.Pattern[str] | None = None
+    __slots__ = ("dirs", "exclusion", "kind", "regex", "text")
 
-    def __post_init__(self) -> None:
-        self.kind, source = _compile(self.text)
+    def __init__(self, text: str, exclusion: bool, dirs: tuple[str, ...]) -> None:
+        self.text = text
+        self.exclusion = exclusion
+        self.dirs = dirs
+        self.kind, source = _compile(text)  # exact, prefix, suffix or regexp
+        self.regex: re.Pattern[str] | None = None
         if self.kind == "regexp":
+            import re
+            import warnings
+
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", FutureWarning)
@@ -309,11 +313,14 @@ def _compile(pattern: str) -> tuple[str, str]:
     return kind, "".join(out)
 
 
-@dataclass(frozen=True, slots=True)
-class MatchInfo:
+class MatchInfo(FrozenValue):
     """Per-pattern results for a directory, handed to its children (see match_with_parents)."""
 
-    parent_matched: tuple[bool, ...] = ()
+    __slots__ = ("parent_matched",)
+    parent_matched: tuple[bool, ...]
+
+    def __init__(self, parent_matched: tuple[bool, ...] = ()) -> None:
+        init_fields(self, parent_matched=parent_matched)
 
 
 class IgnoreMatcher:

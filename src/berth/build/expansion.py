@@ -29,9 +29,6 @@ entry). The rules (BuildKit's, which the Dockerfile reference describes):
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, TypeVar
 
 from berth.build import parser as dfparser
 from berth.build.dockerignore import go_clean as go_path_clean
@@ -40,13 +37,10 @@ from berth.build.instructions import (
     Arg,
     ArgDefinition,
     Cmd,
-    CommandLine,
     Copy,
-    Dockerfile,
     Entrypoint,
     Env,
     Expose,
-    From,
     Healthcheck,
     Instruction,
     KeyValue,
@@ -54,9 +48,7 @@ from berth.build.instructions import (
     Maintainer,
     Onbuild,
     Run,
-    RunMount,
     Shell,
-    Stage,
     Stopsignal,
     User,
     Volume,
@@ -69,7 +61,17 @@ from berth.build.shellwords import ShellLex
 from berth.errors import BuildError
 from berth.oci.config import ContainerConfig
 from berth.oci.config import Healthcheck as ConfigHealthcheck
-from berth.oci.manifest import Platform
+from berth.values import FrozenValue, init_fields, replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any, TypeVar
+
+    from berth.build.instructions import CommandLine, Dockerfile, From, RunMount, Stage
+    from berth.oci.manifest import Platform
+
+    _I = TypeVar("_I", bound=Instruction)
 
 __all__ = [
     "DEFAULT_UNIX_PATH",
@@ -176,9 +178,6 @@ def proxy_env(build_args: Mapping[str, str]) -> dict[str, str]:
     return {key: value for key, value in build_args.items() if key in PROXY_ARGS}
 
 
-_I = TypeVar("_I", bound=Instruction)
-
-
 def _expanding(
     instruction: Instruction, filename: str, expand: Callable[[str], str]
 ) -> Callable[[str], str]:
@@ -195,33 +194,71 @@ def _expanding(
     return run
 
 
-@dataclass(frozen=True, slots=True)
-class InlineFile:
+class InlineFile(FrozenValue):
     """A file BuildKit mounts for a RUN heredoc starting with ``#!`` (run as a script)."""
 
+    __slots__ = ("data", "directory", "mode", "name")
     directory: str  # "/dev/pipes"
     name: str
     data: str
-    mode: int = 0o755
+    mode: int
+
+    def __init__(self, directory: str, name: str, data: str, mode: int = 0o755) -> None:
+        init_fields(self, directory=directory, name=name, data=data, mode=mode)
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
+class Applied(FrozenValue):
     """One instruction applied to a stage: expanded, plus what executing it needs.
 
     ``argv``/``env``/``build_args`` are set for RUN; ``dest`` for ADD/COPY (absolute, inside
     the image, trailing ``/`` kept); ``workdir`` and ``user`` are those in effect.
     """
 
+    __slots__ = (
+        "argv",
+        "build_args",
+        "dest",
+        "env",
+        "inline_files",
+        "instruction",
+        "shell",
+        "user",
+        "workdir",
+    )
     instruction: Instruction
     workdir: str
     user: str
-    argv: tuple[str, ...] = ()
-    env: tuple[tuple[str, str], ...] = ()
-    build_args: tuple[ArgDefinition, ...] = ()
-    inline_files: tuple[InlineFile, ...] = ()
-    dest: str = ""
-    shell: tuple[str, ...] = ()
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    build_args: tuple[ArgDefinition, ...]
+    inline_files: tuple[InlineFile, ...]
+    dest: str
+    shell: tuple[str, ...]
+
+    def __init__(
+        self,
+        instruction: Instruction,
+        workdir: str,
+        user: str,
+        argv: tuple[str, ...] = (),
+        env: tuple[tuple[str, str], ...] = (),
+        build_args: tuple[ArgDefinition, ...] = (),
+        inline_files: tuple[InlineFile, ...] = (),
+        dest: str = "",
+        shell: tuple[str, ...] = (),
+    ) -> None:
+        init_fields(
+            self,
+            instruction=instruction,
+            workdir=workdir,
+            user=user,
+            argv=argv,
+            env=env,
+            build_args=build_args,
+            inline_files=inline_files,
+            dest=dest,
+            shell=shell,
+        )
 
 
 class StageScope:

@@ -14,18 +14,19 @@ changed within two seconds of the record (a racy timestamp) make the build not r
 as the context's digest cache does. Builds that must look outside (``--pull``, ``--no-cache``,
 ``ADD`` of a URL without ``--checksum``, a context sent as a tar on stdin) are never recorded.
 
-This module imports nothing heavier than ``sqlite3``: it runs before the Dockerfile frontend
-is even imported, which is what makes a fully cached ``berth build`` cost little more than
-the interpreter's start.
+This module imports nothing heavier than ``sqlite3`` (JSON goes through :mod:`berth.jsonio`):
+it runs before the Dockerfile frontend is even imported, which is what makes a fully cached
+``berth build`` cost little more than the interpreter's start.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sqlite3
 import time
+
+from berth import jsonio
+from berth.oci.digest import hex_digest
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs milliseconds here
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def record_key(
     network: str,
     platform: str | None,
 ) -> str:
-    text = json.dumps(
+    text = jsonio.dumps(
         [
             dockerfile,
             dockerfile_name,
@@ -62,10 +63,9 @@ def record_key(
             sorted(labels.items()),
             network,
             platform or "",
-        ],
-        separators=(",", ":"),
+        ]
     )
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+    return hex_digest("sha256", text.encode("utf-8", "surrogateescape"))
 
 
 def stat_fields(st: os.stat_result) -> list[int]:
@@ -103,15 +103,14 @@ def record_build(
     for fields in stats.values():
         if fields is not None and now - max(fields[3], fields[4]) < RACY_WINDOW_NS:
             return False
-    data = json.dumps(
+    data = jsonio.dumps(
         {
             "bases": [list(b) for b in bases],
             "stats": stats,
             "tags": dict(tags),
             "vertices": list(vertices),
             "cache_keys": list(cache_keys),
-        },
-        separators=(",", ":"),
+        }
     )
     conn = sqlite3.connect(db_path, timeout=60, isolation_level=None)
     try:
@@ -156,7 +155,7 @@ def _replay(
         return None  # no table yet
     if row is None:
         return None
-    image_id, data = row[0], json.loads(row[1])
+    image_id, data = row[0], jsonio.loads(row[1])
     if not _files_unchanged(data["stats"]):
         return None
     conn.execute("BEGIN")

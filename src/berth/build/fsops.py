@@ -18,18 +18,24 @@ image's own ``/etc/passwd`` and ``/etc/group`` (read inside the root, never the 
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import IO
 
-from berth.build.chmod import ModeChange, octal_chmod, parse_chmod
-from berth.build.context import BuildContext, ContextEntry, SourceMatch, select_tree
+from berth.basics import suppress
+from berth.build.chmod import octal_chmod, parse_chmod
+from berth.build.context import select_tree
 from berth.errors import BuildError
 from berth.store import safepath
+from berth.values import FrozenValue, Value, init_fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import IO
+
+    from berth.build.chmod import ModeChange
+    from berth.build.context import BuildContext, ContextEntry, SourceMatch
 
 __all__ = [
     "Copier",
@@ -47,11 +53,14 @@ _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
+class Identity(FrozenValue):
+    __slots__ = ("additional_gids", "gid", "uid")
     uid: int
     gid: int
-    additional_gids: tuple[int, ...] = ()
+    additional_gids: tuple[int, ...]
+
+    def __init__(self, uid: int, gid: int, additional_gids: tuple[int, ...] = ()) -> None:
+        init_fields(self, uid=uid, gid=gid, additional_gids=additional_gids)
 
 
 # -- users -----------------------------------------------------------------------------------
@@ -229,18 +238,25 @@ def make_dirs(
 # -- copying ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Copier:
+class Copier(Value):
     """Copies sources of one ADD/COPY into the root, with its owner and mode options.
 
     ``owner`` None keeps the sources' owners (``COPY --from`` without ``--chown``).
     """
 
-    root_fd: int
-    owner: tuple[int, int] | None = (0, 0)
-    mode: ModeChange | None = None
-    created_dirs: set[str] = field(default_factory=set)
-    _links: dict[tuple[int, int], str] = field(default_factory=dict)
+    __slots__ = ("_links", "created_dirs", "mode", "owner", "root_fd")
+
+    def __init__(
+        self,
+        root_fd: int,
+        owner: tuple[int, int] | None = (0, 0),
+        mode: ModeChange | None = None,
+    ) -> None:
+        self.root_fd = root_fd
+        self.owner = owner
+        self.mode = mode
+        self.created_dirs: set[str] = set()
+        self._links: dict[tuple[int, int], str] = {}
 
     def make_dirs(self, path: str) -> None:
         owner = self.owner if self.owner is not None else (0, 0)
@@ -308,7 +324,7 @@ class Copier:
         if st is not None and not stat.S_ISDIR(st.st_mode):
             if stat.S_ISLNK(st.st_mode):
                 # an existing symlink to a directory is followed, inside the root
-                with contextlib.suppress(OSError):
+                with suppress(OSError):
                     return safepath.open_dir_in_root(self.root_fd, target)
             os.unlink(name, dir_fd=parent_fd)
             st = None

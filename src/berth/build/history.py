@@ -32,13 +32,9 @@ form above, which berth follows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
-from berth.build.expansion import Applied
 from berth.build.instructions import (
     Add,
     Arg,
-    ArgDefinition,
     Cmd,
     Copy,
     Entrypoint,
@@ -58,6 +54,13 @@ from berth.build.instructions import (
     Workdir,
 )
 from berth.oci.config import HistoryEntry
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from berth.build.expansion import Applied
+    from berth.build.instructions import ArgDefinition
 
 __all__ = [
     "HISTORY_COMMENT",

@@ -2,24 +2,37 @@
 
 :func:`parse_dockerfile` turns Dockerfile text into a :class:`Dockerfile`: the ``ARG``s
 before the first ``FROM`` (meta ARGs) and the stages, each a ``FROM`` and its instructions,
-every one a frozen dataclass that knows its keyword as written, its line range and its
-original text. Flags are checked here as BuildKit checks them (unknown flags, duplicates,
-booleans, durations), so a Dockerfile that parses is one BuildKit accepts.
+every one a frozen value (:mod:`berth.values`) that knows its keyword as written, its line
+range and its original text. Flags are checked here as BuildKit checks them (unknown flags,
+duplicates, booleans, durations), so a Dockerfile that parses is one BuildKit accepts.
 
 Expansion and applying instructions to a stage live in :mod:`berth.build.expansion`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
-
 from berth.build import parser as dfparser
-from berth.build.parser import DockerfileAST, Heredoc, Node, parse_heredoc_word
+from berth.build.lazy_re import compiled
+from berth.build.parser import parse_heredoc_word
 from berth.build.shellwords import ShellLex
 from berth.errors import BuildError, DockerfileSyntaxError
+from berth.values import FrozenValue, Value, init_fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from typing import TypedDict, Unpack
+
+    from berth.build.parser import DockerfileAST, Heredoc, Node
+
+    class CommonFields(TypedDict):
+        """The fields every instruction has (see :class:`Instruction`)."""
+
+        keyword: str
+        start_line: int
+        end_line: int
+        original: str
+
 
 __all__ = [
     "Add",
@@ -59,16 +72,22 @@ INSTRUCTION_NAMES = (
     "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
     "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
 )  # fmt: skip
-_STAGE_NAME = re.compile(r"[a-z][a-z0-9._-]*\Z")
-_ONBUILD_PREFIX = re.compile(r"^[\t\n\f\r ]*ONBUILD[\t\n\f\r ]*", re.IGNORECASE)
+_COMMON = ("end_line", "keyword", "original", "start_line")
+_STAGE_NAME_START = frozenset("abcdefghijklmnopqrstuvwxyz")
+_STAGE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
+_ONBUILD_PREFIX = r"(?i)^[\t\n\f\r ]*ONBUILD[\t\n\f\r ]*"  # compiled on first use
 
 # -- the instructions ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Instruction:
-    """What every instruction has: the keyword as written, its lines and its source text."""
+class Instruction(FrozenValue):
+    """What every instruction has: the keyword as written, its lines and its source text.
 
+    Each kind of instruction is a subclass listing these four fields and its own in
+    ``__slots__`` (:class:`berth.values.FrozenValue` compares, hashes and prints them).
+    """
+
+    __slots__ = ()
     keyword: str
     start_line: int
     end_line: int
@@ -80,184 +99,450 @@ class Instruction:
         return self.keyword.upper()
 
 
-@dataclass(frozen=True, slots=True)
-class KeyValue:
+class KeyValue(FrozenValue):
+    __slots__ = ("key", "legacy", "value")
     key: str
     value: str
-    legacy: bool = False  # written ``KEY value`` (no ``=``), which BuildKit's linter flags
+    legacy: bool  # written ``KEY value`` (no ``=``), which BuildKit's linter flags
+
+    def __init__(self, key: str, value: str, legacy: bool = False) -> None:
+        init_fields(self, key=key, value=value, legacy=legacy)
 
 
-@dataclass(frozen=True, slots=True)
-class ArgDefinition:
+class ArgDefinition(FrozenValue):
+    __slots__ = ("key", "value")
     key: str
-    value: str | None = None  # None: declared without a default
+    value: str | None  # None: declared without a default
+
+    def __init__(self, key: str, value: str | None = None) -> None:
+        init_fields(self, key=key, value=value)
 
 
-@dataclass(frozen=True, slots=True)
-class SourceContent:
+class SourceContent(FrozenValue):
     """A heredoc used as an ADD/COPY source: a file named ``name`` holding ``data``."""
 
+    __slots__ = ("data", "expand", "name")
     name: str
     data: str  # already chomped for ``<<-``
     expand: bool
 
+    def __init__(self, name: str, data: str, expand: bool) -> None:
+        init_fields(self, name=name, data=data, expand=expand)
 
-@dataclass(frozen=True, slots=True)
-class CommandLine:
+
+class CommandLine(FrozenValue):
     """RUN/CMD/ENTRYPOINT arguments: exec form (JSON) or shell form (one string)."""
 
+    __slots__ = ("args", "files", "shell_form")
     args: tuple[str, ...] | None  # None only for ``ENTRYPOINT []``
     shell_form: bool  # True: run through the SHELL (``/bin/sh -c`` by default)
-    files: tuple[Heredoc, ...] = ()
+    files: tuple[Heredoc, ...]
+
+    def __init__(
+        self,
+        args: tuple[str, ...] | None,
+        shell_form: bool,
+        files: tuple[Heredoc, ...] = (),
+    ) -> None:
+        init_fields(self, args=args, shell_form=shell_form, files=files)
 
 
-@dataclass(frozen=True, slots=True)
-class RunMount:
+class RunMount(FrozenValue):
     """One ``RUN --mount=...``. Read-only defaults to True except for cache and tmpfs."""
 
-    type: str = "bind"
-    from_: str = ""
-    source: str = ""
-    target: str = ""
-    readonly: bool = True
-    size_limit: int = 0  # tmpfs only, bytes
-    id: str = ""  # cache id, or secret/ssh id
-    sharing: str = ""  # cache only: shared (default), private, locked
-    required: bool = False  # secret and ssh only
-    env: str | None = None  # secret only: expose as this environment variable
-    mode: int | None = None
-    uid: int | None = None
-    gid: int | None = None
+    __slots__ = (
+        "env",
+        "from_",
+        "gid",
+        "id",
+        "mode",
+        "readonly",
+        "required",
+        "sharing",
+        "size_limit",
+        "source",
+        "target",
+        "type",
+        "uid",
+    )
+    type: str
+    from_: str
+    source: str
+    target: str
+    readonly: bool
+    size_limit: int  # tmpfs only, bytes
+    id: str  # cache id, or secret/ssh id
+    sharing: str  # cache only: shared (default), private, locked
+    required: bool  # secret and ssh only
+    env: str | None  # secret only: expose as this environment variable
+    mode: int | None
+    uid: int | None
+    gid: int | None
+
+    def __init__(
+        self,
+        type: str = "bind",
+        from_: str = "",
+        source: str = "",
+        target: str = "",
+        readonly: bool = True,
+        size_limit: int = 0,
+        id: str = "",
+        sharing: str = "",
+        required: bool = False,
+        env: str | None = None,
+        mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+    ) -> None:
+        init_fields(
+            self,
+            type=type,
+            from_=from_,
+            source=source,
+            target=target,
+            readonly=readonly,
+            size_limit=size_limit,
+            id=id,
+            sharing=sharing,
+            required=required,
+            env=env,
+            mode=mode,
+            uid=uid,
+            gid=gid,
+        )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class From(Instruction):
+    __slots__ = (*_COMMON, "image", "platform", "stage_name")
     image: str  # the base as written (an image reference, ``scratch`` or an earlier stage)
-    stage_name: str | None = None  # lower-cased, as BuildKit compares them
-    platform: str | None = None
+    stage_name: str | None  # lower-cased, as BuildKit compares them
+    platform: str | None
+
+    def __init__(
+        self,
+        *,
+        image: str,
+        stage_name: str | None = None,
+        platform: str | None = None,
+        **common: Unpack[CommonFields],
+    ) -> None:
+        init_fields(self, image=image, stage_name=stage_name, platform=platform, **common)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Run(Instruction):
+    __slots__ = (
+        *_COMMON,
+        "command",
+        "devices",
+        "flags_used",
+        "mount_specs",
+        "mounts",
+        "network",
+        "security",
+    )
     command: CommandLine
-    mount_specs: tuple[str, ...] = ()
-    mounts: tuple[RunMount, ...] = ()  # typed and expanded by StageScope.apply
-    network: str = "default"
-    security: str = "sandbox"
-    devices: tuple[str, ...] = ()
-    flags_used: tuple[str, ...] = ()
+    mount_specs: tuple[str, ...]
+    mounts: tuple[RunMount, ...]  # typed and expanded by StageScope.apply
+    network: str
+    security: str
+    devices: tuple[str, ...]
+    flags_used: tuple[str, ...]
+
+    def __init__(
+        self,
+        *,
+        command: CommandLine,
+        mount_specs: tuple[str, ...] = (),
+        mounts: tuple[RunMount, ...] = (),
+        network: str = "default",
+        security: str = "sandbox",
+        devices: tuple[str, ...] = (),
+        flags_used: tuple[str, ...] = (),
+        **common: Unpack[CommonFields],
+    ) -> None:
+        init_fields(
+            self,
+            command=command,
+            mount_specs=mount_specs,
+            mounts=mounts,
+            network=network,
+            security=security,
+            devices=devices,
+            flags_used=flags_used,
+            **common,
+        )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Cmd(Instruction):
+    __slots__ = (*_COMMON, "command")
     command: CommandLine
 
+    def __init__(self, *, command: CommandLine, **common: Unpack[CommonFields]) -> None:
+        init_fields(self, command=command, **common)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class Entrypoint(Instruction):
+    __slots__ = (*_COMMON, "command")
     command: CommandLine
 
+    def __init__(self, *, command: CommandLine, **common: Unpack[CommonFields]) -> None:
+        init_fields(self, command=command, **common)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class Label(Instruction):
+    __slots__ = (*_COMMON, "labels")
     labels: tuple[KeyValue, ...]
 
+    def __init__(self, *, labels: tuple[KeyValue, ...], **common: Unpack[CommonFields]) -> None:
+        init_fields(self, labels=labels, **common)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class Env(Instruction):
+    __slots__ = (*_COMMON, "pairs")
     pairs: tuple[KeyValue, ...]
 
+    def __init__(self, *, pairs: tuple[KeyValue, ...], **common: Unpack[CommonFields]) -> None:
+        init_fields(self, pairs=pairs, **common)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class Expose(Instruction):
+    __slots__ = (*_COMMON, "ports")
     ports: tuple[str, ...]  # as written, sorted; after expansion ``80/tcp``-style
 
+    def __init__(self, *, ports: tuple[str, ...], **common: Unpack[CommonFields]) -> None:
+        init_fields(self, ports=ports, **common)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class Add(Instruction):
+    __slots__ = (
+        *_COMMON,
+        "checksum",
+        "chmod",
+        "chown",
+        "contents",
+        "dest",
+        "excludes",
+        "keep_git_dir",
+        "link",
+        "sources",
+        "unpack",
+    )
     sources: tuple[str, ...]
     contents: tuple[SourceContent, ...]
     dest: str
-    chown: str = ""
-    chmod: str = ""
-    checksum: str = ""
-    keep_git_dir: bool | None = None
-    link: bool = False
-    unpack: bool | None = None
-    excludes: tuple[str, ...] = ()
+    chown: str
+    chmod: str
+    checksum: str
+    keep_git_dir: bool | None
+    link: bool
+    unpack: bool | None
+    excludes: tuple[str, ...]
+
+    def __init__(
+        self,
+        *,
+        sources: tuple[str, ...],
+        contents: tuple[SourceContent, ...],
+        dest: str,
+        chown: str = "",
+        chmod: str = "",
+        checksum: str = "",
+        keep_git_dir: bool | None = None,
+        link: bool = False,
+        unpack: bool | None = None,
+        excludes: tuple[str, ...] = (),
+        **common: Unpack[CommonFields],
+    ) -> None:
+        init_fields(
+            self,
+            sources=sources,
+            contents=contents,
+            dest=dest,
+            chown=chown,
+            chmod=chmod,
+            checksum=checksum,
+            keep_git_dir=keep_git_dir,
+            link=link,
+            unpack=unpack,
+            excludes=excludes,
+            **common,
+        )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Copy(Instruction):
+    __slots__ = (
+        *_COMMON,
+        "chmod",
+        "chown",
+        "contents",
+        "dest",
+        "excludes",
+        "from_",
+        "link",
+        "parents",
+        "sources",
+    )
     sources: tuple[str, ...]
     contents: tuple[SourceContent, ...]
     dest: str
-    from_: str = ""
-    chown: str = ""
-    chmod: str = ""
-    link: bool = False
-    parents: bool = False
-    excludes: tuple[str, ...] = ()
+    from_: str
+    chown: str
+    chmod: str
+    link: bool
+    parents: bool
+    excludes: tuple[str, ...]
+
+    def __init__(
+        self,
+        *,
+        sources: tuple[str, ...],
+        contents: tuple[SourceContent, ...],
+        dest: str,
+        from_: str = "",
+        chown: str = "",
+        chmod: str = "",
+        link: bool = False,
+        parents: bool = False,
+        excludes: tuple[str, ...] = (),
+        **common: Unpack[CommonFields],
+    ) -> None:
+        init_fields(
+            self,
+            sources=sources,
+            contents=contents,
+            dest=dest,
+            from_=from_,
+            chown=chown,
+            chmod=chmod,
+            link=link,
+            parents=parents,
+            excludes=excludes,
+            **common,
+        )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Volume(Instruction):
+    __slots__ = (*_COMMON, "paths")
     paths: tuple[str, ...]
 
+    def __init__(self, *, paths: tuple[str, ...], **common: Unpack[CommonFields]) -> None:
+        init_fields(self, paths=paths, **common)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class User(Instruction):
+    __slots__ = (*_COMMON, "user")
     user: str
 
+    def __init__(self, *, user: str, **common: Unpack[CommonFields]) -> None:
+        init_fields(self, user=user, **common)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class Workdir(Instruction):
+    __slots__ = (*_COMMON, "path")
     path: str  # after StageScope.apply: the absolute, cleaned working directory
 
+    def __init__(self, *, path: str, **common: Unpack[CommonFields]) -> None:
+        init_fields(self, path=path, **common)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class Arg(Instruction):
+    __slots__ = (*_COMMON, "args")
     args: tuple[ArgDefinition, ...]
 
+    def __init__(self, *, args: tuple[ArgDefinition, ...], **common: Unpack[CommonFields]) -> None:
+        init_fields(self, args=args, **common)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class Onbuild(Instruction):
+    __slots__ = (*_COMMON, "expression", "inner")
     expression: str  # the trigger's text (heredoc bodies appended), stored in the image config
     inner: Instruction | None  # the trigger parsed, or None where BuildKit would only fail later
 
+    def __init__(
+        self, *, expression: str, inner: Instruction | None, **common: Unpack[CommonFields]
+    ) -> None:
+        init_fields(self, expression=expression, inner=inner, **common)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class Stopsignal(Instruction):
+    __slots__ = (*_COMMON, "signal")
     signal: str
 
+    def __init__(self, *, signal: str, **common: Unpack[CommonFields]) -> None:
+        init_fields(self, signal=signal, **common)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class Healthcheck(Instruction):
+    __slots__ = (
+        *_COMMON,
+        "interval_ns",
+        "retries",
+        "start_interval_ns",
+        "start_period_ns",
+        "test",
+        "timeout_ns",
+    )
     test: tuple[str, ...]  # ("NONE",) or ("CMD", ...) or ("CMD-SHELL", command)
-    interval_ns: int = 0
-    timeout_ns: int = 0
-    start_period_ns: int = 0
-    start_interval_ns: int = 0
-    retries: int = 0
+    interval_ns: int
+    timeout_ns: int
+    start_period_ns: int
+    start_interval_ns: int
+    retries: int
+
+    def __init__(
+        self,
+        *,
+        test: tuple[str, ...],
+        interval_ns: int = 0,
+        timeout_ns: int = 0,
+        start_period_ns: int = 0,
+        start_interval_ns: int = 0,
+        retries: int = 0,
+        **common: Unpack[CommonFields],
+    ) -> None:
+        init_fields(
+            self,
+            test=test,
+            interval_ns=interval_ns,
+            timeout_ns=timeout_ns,
+            start_period_ns=start_period_ns,
+            start_interval_ns=start_interval_ns,
+            retries=retries,
+            **common,
+        )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Shell(Instruction):
+    __slots__ = (*_COMMON, "shell")
     shell: tuple[str, ...]
 
+    def __init__(self, *, shell: tuple[str, ...], **common: Unpack[CommonFields]) -> None:
+        init_fields(self, shell=shell, **common)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
 class Maintainer(Instruction):
+    __slots__ = (*_COMMON, "maintainer")
     maintainer: str
 
+    def __init__(self, *, maintainer: str, **common: Unpack[CommonFields]) -> None:
+        init_fields(self, maintainer=maintainer, **common)
 
-@dataclass(slots=True)
-class Stage:
+
+class Stage(Value):
     """A ``FROM`` and the instructions up to the next one."""
 
-    index: int
-    from_: From
-    instructions: list[Instruction] = field(default_factory=list)
+    __slots__ = ("from_", "index", "instructions")
+
+    def __init__(
+        self,
+        index: int,
+        from_: From,
+        instructions: list[Instruction] | None = None,
+    ) -> None:
+        self.index = index
+        self.from_ = from_
+        self.instructions: list[Instruction] = [] if instructions is None else instructions
 
     @property
     def name(self) -> str | None:
@@ -272,14 +557,24 @@ class Stage:
         return [i.expression for i in self.instructions if isinstance(i, Onbuild)]
 
 
-@dataclass(slots=True)
-class Dockerfile:
-    stages: list[Stage]
-    meta_args: list[Arg]
-    escape: str
-    directives: dict[str, str]
-    filename: str
-    ast: DockerfileAST
+class Dockerfile(Value):
+    __slots__ = ("ast", "directives", "escape", "filename", "meta_args", "stages")
+
+    def __init__(
+        self,
+        stages: list[Stage],
+        meta_args: list[Arg],
+        escape: str,
+        directives: dict[str, str],
+        filename: str,
+        ast: DockerfileAST,
+    ) -> None:
+        self.stages = stages
+        self.meta_args = meta_args
+        self.escape = escape
+        self.directives = directives
+        self.filename = filename
+        self.ast = ast
 
     @property
     def syntax(self) -> str | None:
@@ -373,7 +668,7 @@ class _Request:
         self.defined: dict[str, str] = {}
         self.values: dict[str, str | list[str]] = {}
 
-    def base(self) -> dict[str, Any]:
+    def base(self) -> CommonFields:
         n = self.node
         return {
             "keyword": n.keyword,
@@ -578,7 +873,7 @@ def _parse_from(req: _Request) -> Instruction:
     stage_name = None
     if len(args) == 3 and args[1].lower() == "as":
         stage_name = args[2].lower()
-        if not _STAGE_NAME.match(stage_name):
+        if stage_name[:1] not in _STAGE_NAME_START or not set(stage_name) <= _STAGE_NAME_CHARS:
             raise DockerfileSyntaxError(
                 f'invalid name for build stage: "{args[2]}", name can\'t start with a number '
                 "or contain symbols"
@@ -606,7 +901,7 @@ def _parse_onbuild(req: _Request) -> Instruction:
         raise DockerfileSyntaxError("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
     if trigger in ("MAINTAINER", "FROM"):
         raise DockerfileSyntaxError(f"{trigger} isn't allowed as an ONBUILD trigger")
-    expression = _ONBUILD_PREFIX.sub("", req.node.original, count=1)
+    expression = compiled(_ONBUILD_PREFIX).sub("", req.node.original, count=1)
     for doc in req.node.heredocs:
         expression += "\n" + doc.content + doc.name
     inner: Instruction | None = None
@@ -946,12 +1241,12 @@ def _uint(value: str, base: int, key: str) -> int:
     return number
 
 
-_SIZE = re.compile(r"\A([0-9.]+) ?([a-zA-Z]*)\Z")
+_SIZE = r"\A([0-9.]+) ?([a-zA-Z]*)\Z"
 
 
 def _ram_in_bytes(value: str, key: str) -> int:
     """docker/go-units ``RAMInBytes``: ``64m``, ``1.5GiB``, ``100`` (binary units)."""
-    match = _SIZE.match(value)
+    match = compiled(_SIZE).match(value)
     try:
         number = float(match.group(1)) if match else -1.0
     except ValueError:
@@ -1023,7 +1318,7 @@ _DURATION_UNITS = {
     "ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
     "m": 60_000_000_000, "h": 3_600_000_000_000,
 }  # fmt: skip
-_DURATION_PART = re.compile(r"([0-9]*)(?:\.([0-9]*))?([^0-9.]*)")
+_DURATION_PART = r"([0-9]*)(?:\.([0-9]*))?([^0-9.]*)"
 
 
 def parse_duration(text: str) -> int:
@@ -1043,7 +1338,7 @@ def parse_duration(text: str) -> int:
     total = 0
     pos = 0
     while pos < len(text):
-        match = _DURATION_PART.match(text, pos)
+        match = compiled(_DURATION_PART).match(text, pos)
         assert match is not None
         whole, frac, unit = match.groups()
         if not whole and not frac:

@@ -37,13 +37,16 @@ reads bytes, so it mangles them).
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+import _json
 
+from berth.build.lazy_re import compiled
 from berth.build.shellwords import ShellLex, is_go_space
 from berth.errors import DockerfileSyntaxError
+from berth.values import FrozenValue, Value, init_fields, replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "DockerfileAST",
@@ -60,33 +63,79 @@ _GO_SPACE_CHARS = (
     "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
     "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
-_WHITESPACE_RUN = re.compile(r"[\t\v\f\r ]+")
-_DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
-_HEREDOC = re.compile(r"([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)\Z")
-_LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
+_BLANKS = "\t\v\f\r "  # what separates words (BuildKit's regular expression [\t\v\f\r ]+)
+_BLANKS_TO_SPACE = str.maketrans("\t\v\f\r", "    ")
 _KNOWN_DIRECTIVES = ("syntax", "escape", "check")
 _HEREDOC_INSTRUCTIONS = frozenset({"add", "copy", "run"})
 
+# regular expressions, compiled on first use (berth.build.lazy_re)
+_DIRECTIVE = r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z"
+_HEREDOC = r"([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)\Z"
+_LEADING_TABS = r"(?m)^\t+"
+_LONE_SURROGATE = "[\ud800-\udfff]"
 
-@dataclass(frozen=True, slots=True)
-class Heredoc:
+
+def split_blanks(text: str, maxsplit: int = 0) -> list[str]:
+    """The words of ``text`` between runs of blanks (tab, vertical tab, form feed, carriage
+    return, space), exactly as ``re.split`` with BuildKit's ``[\\t\\v\\f\\r ]+`` splits it (an
+    empty word at an end that is blank), without importing :mod:`re`."""
+    if maxsplit == 1:
+        first = min((i for i in map(text.find, _BLANKS) if i >= 0), default=-1)
+        if first < 0:
+            return [text]
+        end = first + 1
+        while end < len(text) and text[end] in _BLANKS:
+            end += 1
+        return [text[:first], text[end:]]
+    assert maxsplit == 0
+    if not text:
+        return [text]
+    words = [w for w in text.translate(_BLANKS_TO_SPACE).split(" ") if w]
+    if text[0] in _BLANKS:
+        words.insert(0, "")
+    if text[-1] in _BLANKS:
+        words.append("")
+    return words
+
+
+class Heredoc(FrozenValue):
     """One here-document: ``<<[-]NAME`` and the lines up to ``NAME``."""
 
+    __slots__ = ("chomp", "content", "expand", "file_descriptor", "name")
     name: str
-    file_descriptor: int = 0
-    expand: bool = True  # False when any part of the marker word was quoted
-    chomp: bool = False  # ``<<-``: leading tabs are removed from the body (see chomp_heredoc)
-    content: str = ""  # the body as written, line endings included, tabs not yet removed
+    file_descriptor: int
+    expand: bool  # False when any part of the marker word was quoted
+    chomp: bool  # ``<<-``: leading tabs are removed from the body (see chomp_heredoc)
+    content: str  # the body as written, line endings included, tabs not yet removed
+
+    def __init__(
+        self,
+        name: str,
+        file_descriptor: int = 0,
+        expand: bool = True,
+        chomp: bool = False,
+        content: str = "",
+    ) -> None:
+        init_fields(
+            self,
+            name=name,
+            file_descriptor=file_descriptor,
+            expand=expand,
+            chomp=chomp,
+            content=content,
+        )
 
 
-@dataclass(frozen=True, slots=True)
-class ParseWarning:
+class ParseWarning(FrozenValue):
+    __slots__ = ("line", "message")
     line: int
     message: str
 
+    def __init__(self, line: int, message: str) -> None:
+        init_fields(self, line=line, message=message)
 
-@dataclass(slots=True)
-class Node:
+
+class Node(Value):
     """One instruction as the parser sees it, before it is typed.
 
     ``args`` are BuildKit's node values: for ENV and LABEL they come in triples
@@ -95,16 +144,42 @@ class Node:
     they are empty and ``inner`` holds the triggered instruction.
     """
 
-    keyword: str
-    args: list[str]
-    flags: list[str]
-    json: bool
-    original: str
-    start_line: int = 0
-    end_line: int = 0
-    heredocs: list[Heredoc] = field(default_factory=list)
-    comments: list[str] = field(default_factory=list)
-    inner: Node | None = None
+    __slots__ = (
+        "args",
+        "comments",
+        "end_line",
+        "flags",
+        "heredocs",
+        "inner",
+        "json",
+        "keyword",
+        "original",
+        "start_line",
+    )
+
+    def __init__(
+        self,
+        keyword: str,
+        args: list[str],
+        flags: list[str],
+        json: bool,
+        original: str,
+        start_line: int = 0,
+        end_line: int = 0,
+        heredocs: list[Heredoc] | None = None,
+        comments: list[str] | None = None,
+        inner: Node | None = None,
+    ) -> None:
+        self.keyword = keyword
+        self.args = args
+        self.flags = flags
+        self.json = json
+        self.original = original
+        self.start_line = start_line
+        self.end_line = end_line
+        self.heredocs: list[Heredoc] = [] if heredocs is None else heredocs
+        self.comments: list[str] = [] if comments is None else comments
+        self.inner = inner
 
     @property
     def instruction(self) -> str:
@@ -116,15 +191,24 @@ class Node:
         return node.instruction in _HEREDOC_INSTRUCTIONS and not node.json
 
 
-@dataclass(slots=True)
-class DockerfileAST:
+class DockerfileAST(Value):
     """The parsed file: instruction nodes, the escape character and the parser directives."""
 
-    nodes: list[Node]
-    escape: str = "\\"
-    directives: dict[str, str] = field(default_factory=dict)
-    warnings: list[ParseWarning] = field(default_factory=list)
-    filename: str = "Dockerfile"
+    __slots__ = ("directives", "escape", "filename", "nodes", "warnings")
+
+    def __init__(
+        self,
+        nodes: list[Node],
+        escape: str = "\\",
+        directives: dict[str, str] | None = None,
+        warnings: list[ParseWarning] | None = None,
+        filename: str = "Dockerfile",
+    ) -> None:
+        self.nodes = nodes
+        self.escape = escape
+        self.directives: dict[str, str] = {} if directives is None else directives
+        self.warnings: list[ParseWarning] = [] if warnings is None else warnings
+        self.filename = filename
 
     @property
     def syntax(self) -> str | None:
@@ -145,12 +229,16 @@ def trim_space(text: str) -> str:
 
 def chomp_heredoc(content: str) -> str:
     """Remove the leading tabs of every line, as ``<<-`` asks."""
-    return _LEADING_TABS.sub("", content)
+    if "\t" not in content:
+        return content
+    return compiled(_LEADING_TABS).sub("", content)
 
 
 def parse_heredoc_word(word: str) -> Heredoc | None:
     """The heredoc a word such as ``<<EOF``, ``<<-"EOF"`` or ``3<<EOF`` starts, else None."""
-    match = _HEREDOC.match(word)
+    if "<<" not in word:
+        return None
+    match = compiled(_HEREDOC).match(word)
     if match is None:
         return None
     digits, dash, rest = match.groups()
@@ -196,7 +284,6 @@ class _Directives:
         self.escape = "\\"
         self.values: dict[str, str] = {}
         self.done = False
-        self._continuation = _continuation_regex("\\")
 
     def feed(self, line: str, number: int, filename: str) -> bool:
         """Look at one (left-trimmed) line; True if it was a directive."""
@@ -205,7 +292,7 @@ class _Directives:
         if not line.startswith("#"):
             self.done = True
             return False
-        match = _DIRECTIVE.match(line[1:].lstrip(_GO_SPACE_CHARS))
+        match = compiled(_DIRECTIVE).match(line[1:].lstrip(_GO_SPACE_CHARS))
         if match is None or match.group(1).lower() not in _KNOWN_DIRECTIVES:
             self.done = True
             return False
@@ -223,20 +310,17 @@ class _Directives:
                     hint="use '# escape=\\' or '# escape=`'",
                 )
             self.escape = value
-            self._continuation = _continuation_regex(value)
         return True
 
     def trim_continuation(self, line: str) -> tuple[str, bool]:
-        """Remove a trailing continuation; returns the line and whether the instruction ends."""
-        match = self._continuation.search(line)
-        if match is None:
+        """Remove a trailing continuation; returns the line and whether the instruction ends.
+
+        A continuation is the escape character, then only blanks and tabs to the end, where the
+        escape character is not itself escaped (BuildKit's ``([^\\])\\[ \t]*$|^\\[ \t]*$``)."""
+        body = line.rstrip(" \t")
+        if not body.endswith(self.escape) or body[-2:-1] == self.escape:
             return line, True
-        return line[: match.start()] + (match.group(1) or ""), False
-
-
-def _continuation_regex(escape: str) -> re.Pattern[str]:
-    e = re.escape(escape)
-    return re.compile(rf"([^{e}]){e}[ \t]*\Z|^{e}[ \t]*\Z")
+        return body[:-1], False
 
 
 def _split_lines(text: str) -> list[str]:
@@ -389,7 +473,7 @@ def node_from_line(line: str, escape: str = "\\") -> Node:
 
 def split_command(line: str, escape: str = "\\") -> tuple[str, list[str], str]:
     """The instruction word, its ``--flags`` and the rest of the line."""
-    parts = _WHITESPACE_RUN.split(trim_space(line), maxsplit=1)
+    parts = split_blanks(trim_space(line), maxsplit=1)
     if len(parts) < 2:
         return parts[0], [], ""
     rest, flags = extract_flags(parts[1], escape)
@@ -483,15 +567,50 @@ def parse_words(rest: str, escape: str = "\\") -> list[str]:
 # -- per-instruction argument splitting ---------------------------------------------------------
 
 _NOT_STRINGS = "when using JSON array syntax, arrays must be comprised of strings only"
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _NotJSON(Exception):
     pass
 
 
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
+class _StrictJSON:
+    """What ``_json.make_scanner`` reads from a decoder: ``json.loads``'s defaults, except that
+    ``NaN`` and ``Infinity`` are refused (BuildKit's Go decoder does not know them)."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    memo: dict[str, str]
+
+    def __init__(self) -> None:
+        self.memo = {}
+
+    @staticmethod
+    def parse_constant(name: str) -> object:
+        raise ValueError(f"{name} is not JSON")
+
+
+_scan_json = _json.make_scanner(_StrictJSON())  # type: ignore[arg-type]
+_JSON_BLANKS = " \t\n\r"
+
+
+def _json_loads(text: str) -> object:
+    """``json.loads(text, parse_constant=<refuse>)`` without importing :mod:`json` (its parser
+    is the same C scanner); raises ValueError when ``text`` is not one JSON value."""
+    start, end = 0, len(text)
+    while start < end and text[start] in _JSON_BLANKS:
+        start += 1
+    try:
+        value, stop = _scan_json(text, start)
+    except StopIteration:
+        raise ValueError("not JSON") from None
+    while stop < end and text[stop] in _JSON_BLANKS:
+        stop += 1
+    if stop != end:
+        raise ValueError("extra data after the JSON value")
+    return value
 
 
 def parse_json_array(rest: str) -> list[str]:
@@ -500,14 +619,21 @@ def parse_json_array(rest: str) -> list[str]:
     if not rest.startswith("["):
         raise _NotJSON
     try:
-        value = json.loads(rest, parse_constant=_reject_constant)
+        value = _json_loads(rest)
     except (ValueError, RecursionError):
         raise _NotJSON from None
     if not isinstance(value, list):
         raise _NotJSON
     if not all(isinstance(item, str) for item in value):
         raise DockerfileSyntaxError(_NOT_STRINGS, hint='write the exec form as ["prog", "arg"]')
-    return [_LONE_SURROGATE.sub("\ufffd", item) for item in value]
+    return [_without_lone_surrogates(item) for item in value]
+
+
+def _without_lone_surrogates(text: str) -> str:
+    """Each lone surrogate (``"\\ud800"`` in the JSON) replaced by U+FFFD, as Go decodes it."""
+    if text.isascii():
+        return text
+    return compiled(_LONE_SURROGATE).sub("\ufffd", text)
 
 
 def _maybe_json(rest: str, escape: str) -> tuple[list[str], bool]:
@@ -529,7 +655,7 @@ def _maybe_json_list(rest: str, escape: str) -> tuple[list[str], bool]:
 def _whitespace_words(rest: str, escape: str) -> tuple[list[str], bool]:
     if not rest:
         return [], False
-    return _WHITESPACE_RUN.split(rest), False
+    return split_blanks(rest), False
 
 
 def _whole_rest(rest: str, escape: str) -> tuple[list[str], bool]:
@@ -546,7 +672,7 @@ def _key_values(instruction: str) -> Callable[[str, str], tuple[list[str], bool]
         if not words:
             return [], False
         if "=" not in words[0]:
-            parts = _WHITESPACE_RUN.split(rest, maxsplit=1)
+            parts = split_blanks(rest, maxsplit=1)
             if len(parts) < 2:
                 raise DockerfileSyntaxError(
                     f"{instruction} must have two arguments",
@@ -558,7 +684,7 @@ def _key_values(instruction: str) -> Callable[[str, str], tuple[list[str], bool]
             key, sep, value = word.partition("=")
             if not sep:
                 raise DockerfileSyntaxError(
-                    f"Syntax error - can't find = in {json.dumps(word)}. "
+                    f"Syntax error - can't find = in {_json.encode_basestring_ascii(word)}. "
                     "Must be of the form: name=value",
                     hint="quote values that contain spaces",
                 )

@@ -32,26 +32,28 @@ deleted (killed first if need be) whatever happens, Ctrl-C included.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
-import hashlib
-import json
 import os
-import secrets as secrets_module
-import shutil
 import stat
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
-from berth.build.fsops import Identity
+from berth import jsonio
+from berth.basics import suppress
 from berth.build.steps import ActiveContainers
 from berth.errors import BerthError, BuildError, BuildStepFailed, ContainerError, HostError
+from berth.oci.digest import hex_digest
 from berth.store import safepath
-from berth.store.store import Store
+from berth.values import FrozenValue, Value, init_fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from berth.build.fsops import Identity
+    from berth.store.store import Store
 
 __all__ = [
     "HOSTNAME",
@@ -69,28 +71,48 @@ _HOSTS = (
     "::1\tlocalhost ip6-localhost ip6-loopback buildkitsandbox\n"
 )
 _CREATE_LOCK = threading.Lock()
+_ABANDONED_OUTPUT_WAIT = 2.0  # seconds
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedMount:
+class PreparedMount(FrozenValue):
     """One mount as the spec will carry it (``source`` is a host path)."""
 
+    __slots__ = ("destination", "options", "source", "type")
     destination: str
     type: str
     source: str
-    options: tuple[str, ...] = ()
+    options: tuple[str, ...]
+
+    def __init__(
+        self,
+        destination: str,
+        type: str,
+        source: str,
+        options: tuple[str, ...] = (),
+    ) -> None:
+        init_fields(self, destination=destination, type=type, source=source, options=options)
 
 
-@dataclass
-class RunSpec:
+class RunSpec(Value):
     """What the container of one RUN is: process, identity, network and mounts."""
 
-    argv: Sequence[str]
-    env: Sequence[str]
-    cwd: str
-    identity: Identity
-    network: str  # "host" or "none"
-    mounts: list[PreparedMount] = field(default_factory=list)
+    __slots__ = ("argv", "cwd", "env", "identity", "mounts", "network")
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Sequence[str],
+        cwd: str,
+        identity: Identity,
+        network: str,
+        mounts: list[PreparedMount] | None = None,
+    ) -> None:
+        self.argv = argv
+        self.env = env
+        self.cwd = cwd
+        self.identity = identity
+        self.network = network  # "host" or "none"
+        self.mounts: list[PreparedMount] = [] if mounts is None else mounts
 
 
 @lru_cache(maxsize=1)
@@ -162,9 +184,9 @@ def run_container(
 
     os.makedirs(bundle_dir, exist_ok=True)
     with open(os.path.join(bundle_dir, "config.json"), "w") as f:
-        json.dump(build_spec(rootfs, run), f)
+        f.write(jsonio.dumps(build_spec(rootfs, run)))
     runtime = Runtime(os.path.join(store.paths.run_dir, "build-runtime"))
-    container_id = "build-" + secrets_module.token_hex(8)
+    container_id = "build-" + os.urandom(8).hex()
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     reader = threading.Thread(target=_pump, args=(read_fd, output), daemon=True)
     reader.start()
@@ -193,15 +215,33 @@ def run_container(
         if write_fd >= 0:
             os.close(write_fd)
         active.discard(container_id)
-        if created:
+        # a Ctrl-C can land after create() returned and before `created` was set: the
+        # container then exists (holding the output pipe open) all the same
+        if created or _container_exists(runtime, container_id):
             try:
                 runtime.delete(container_id, force=True)
             except BerthError as exc:
                 output(f"warning: cannot delete build container {container_id}: {exc}\n".encode())
-        reader.join()
+        # All the output, unless create() failed: a Ctrl-C inside it can leave a half-made
+        # init (the runtime never learnt its pid) holding the pipe until this exception is
+        # gone; the reader (a daemon thread) then ends on its own.
+        reader.join(None if created else _ABANDONED_OUTPUT_WAIT)
+
+
+def _container_exists(runtime: Any, container_id: str) -> bool:
+    try:
+        runtime.state(container_id)
+    except (BerthError, OSError):
+        return False
+    return True
 
 
 def _pump(fd: int, output: Callable[[bytes], None]) -> None:
+    import signal
+
+    # Signals go to the main thread: one this thread took (a Ctrl-C) would only be noted, and
+    # the main thread would go on waiting for the container to end by itself.
+    signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     try:
         while data := os.read(fd, 65536):
             output(data)
@@ -240,7 +280,7 @@ class MountStubs:
                     return
                 parent = "/" + "/".join(parts[: i - 1])
                 mtime = None
-                with contextlib.suppress(OSError):
+                with suppress(OSError):
                     pfd = safepath.open_in_root(self.root_fd, parent, os.O_PATH | os.O_NOFOLLOW)
                     st = os.fstat(pfd)
                     os.close(pfd)
@@ -256,7 +296,7 @@ class MountStubs:
             self._remove_empty(path)
             if mtime is not None:
                 parent = path.rsplit("/", 1)[0] or "/"
-                with contextlib.suppress(OSError):
+                with suppress(OSError):
                     fd = safepath.open_dir_in_root(self.root_fd, parent)
                     try:
                         os.utime(fd, ns=(mtime, mtime))
@@ -320,7 +360,7 @@ class CacheMountLock:
         fcntl.flock(self.fd, fcntl.LOCK_EX)
 
     def release(self) -> None:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
 
@@ -329,7 +369,7 @@ def cache_mount_dir(
     store: Store, cache_id: str, *, mode: int | None, uid: int | None, gid: int | None
 ) -> str:
     """The host directory of cache mount ``cache_id`` (made on first use)."""
-    digest = hashlib.sha256(cache_id.encode("utf-8", "surrogateescape")).hexdigest()
+    digest = hex_digest("sha256", cache_id.encode("utf-8", "surrogateescape"))
     base = os.path.join(store.paths.root, "build", "cache-mounts", digest)
     data = os.path.join(base, "data")
     if not os.path.isdir(data):
@@ -349,7 +389,7 @@ def secret_file(store: Store, data: bytes, *, mode: int, uid: int, gid: int) -> 
     """A private copy of a secret on the runtime's tmpfs; the caller removes it."""
     directory = os.path.join(store.paths.run_dir, "build-secrets")
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    path = os.path.join(directory, secrets_module.token_hex(12))
+    path = os.path.join(directory, os.urandom(12).hex())
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
@@ -380,8 +420,10 @@ def write_hosts_file(directory: str) -> str:
 
 
 def remove_quietly(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    with suppress(FileNotFoundError):
         if os.path.isdir(path) and not os.path.islink(path):
+            import shutil
+
             shutil.rmtree(path, ignore_errors=True)
         else:
             os.unlink(path)

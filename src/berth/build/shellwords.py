@@ -33,12 +33,14 @@ glue text to a modifier expansion.
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-
+from berth.build.lazy_re import compiled
 from berth.errors import BuildError, DockerfileSyntaxError
+from berth.values import FrozenValue, init_fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
+    from collections.abc import Callable, Mapping
 
 __all__ = ["Expansion", "ShellLex", "is_go_space"]
 
@@ -56,14 +58,29 @@ def is_go_space(ch: str) -> bool:
     return ch in _GO_SPACES
 
 
-@dataclass(frozen=True, slots=True)
-class Expansion:
+class Expansion(FrozenValue):
     """The result of expanding one word, with the variable names it looked up."""
 
+    __slots__ = ("matched", "result", "unmatched", "words")
     result: str
-    words: list[str] = field(default_factory=list)
-    matched: frozenset[str] = frozenset()
-    unmatched: frozenset[str] = frozenset()
+    words: list[str]
+    matched: frozenset[str]
+    unmatched: frozenset[str]
+
+    def __init__(
+        self,
+        result: str,
+        words: list[str] | None = None,
+        matched: frozenset[str] = frozenset(),
+        unmatched: frozenset[str] = frozenset(),
+    ) -> None:
+        init_fields(
+            self,
+            result=result,
+            words=[] if words is None else words,
+            matched=matched,
+            unmatched=unmatched,
+        )
 
 
 class ShellLex:
@@ -413,6 +430,8 @@ class _Run:
     def compile(
         self, pattern: str, *, greedy: bool, anchored: bool, reverse: bool
     ) -> re.Pattern[str]:
+        import re
+
         if reverse:
             pattern = _reverse_pattern(pattern)
         try:
@@ -422,6 +441,8 @@ class _Run:
 
 
 def _quote(text: str) -> str:
+    import json
+
     return json.dumps(text, ensure_ascii=False)
 
 
@@ -494,9 +515,6 @@ def _go_replace_all(
     return "".join(out)
 
 
-_TEMPLATE_NAME = re.compile(r"[A-Za-z0-9_]+")
-
-
 def _go_expand(template: str, match: re.Match[str]) -> str:
     """Go's ``Regexp.Expand``: ``$$``, ``$0``/``${0}`` (the match); other names are empty."""
     out: list[str] = []
@@ -514,7 +532,7 @@ def _go_expand(template: str, match: re.Match[str]) -> str:
             i += 1
             continue
         braced = i < n and template[i] == "{"
-        found = _TEMPLATE_NAME.match(template, i + 1 if braced else i)
+        found = compiled(r"[A-Za-z0-9_]+").match(template, i + 1 if braced else i)
         if found is None or (braced and template[found.end() : found.end() + 1] != "}"):
             out.append("$")
             continue

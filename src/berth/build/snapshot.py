@@ -12,14 +12,12 @@ is unpacked again.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
 import tempfile
-from dataclasses import dataclass
-from typing import BinaryIO, cast
 
+from berth.basics import suppress
 from berth.build.cache import StepLayer
 from berth.errors import StorageFull, StoreError
 from berth.oci import mediatypes as mt
@@ -29,17 +27,20 @@ from berth.store.layers import remove_tree
 from berth.store.leases import Lease
 from berth.store.rootfs import RootfsDirs, mount_rootfs, unmount_rootfs
 from berth.store.store import Store
+from berth.values import Value
 
 __all__ = ["StepSpace", "commit_upper", "content_size", "rfc3339_now"]
 
 
-@dataclass
-class StepSpace:
+class StepSpace(Value):
     """``upper``/``work``/``merged`` (and room for more) of one step, under the store's tmp."""
 
-    path: str
-    dirs: RootfsDirs
-    mounted: bool = False
+    __slots__ = ("dirs", "mounted", "path")
+
+    def __init__(self, path: str, dirs: RootfsDirs, mounted: bool = False) -> None:
+        self.path = path
+        self.dirs = dirs
+        self.mounted = mounted
 
     @classmethod
     def create(cls, store: Store, kind: str = "build") -> StepSpace:
@@ -53,8 +54,10 @@ class StepSpace:
         return cls(path, dirs)
 
     def mount(self, store: Store, top_chain: Digest | None, *, readonly: bool = False) -> str:
-        _mount_volatile(store, top_chain, self.dirs, readonly)
+        # marked first: a Ctrl-C landing just after the mount must still leave it to remove()
+        # (unmounting what is not mounted is fine)
         self.mounted = True
+        _mount_volatile(store, top_chain, self.dirs, readonly)
         return self.dirs.merged
 
     def unmount(self) -> None:
@@ -64,7 +67,7 @@ class StepSpace:
 
     def remove(self) -> None:
         """Unmount if needed and delete everything left (call in ``finally``)."""
-        with contextlib.suppress(StoreError):
+        with suppress(StoreError):
             self.unmount()
         if not self.mounted:
             remove_tree(self.path)
@@ -127,7 +130,7 @@ def commit_upper(
     fd, temp = tempfile.mkstemp(prefix=temp_prefix("blob"), dir=store.paths.tmp)
     try:
         with os.fdopen(fd, "wb", buffering=0) as out:
-            result = write_layer_tar(upper, cast(BinaryIO, _Unbuffered(out)))
+            result = write_layer_tar(upper, _Unbuffered(out))  # type: ignore[arg-type]
             os.fsync(out.fileno())
         digest = result.diff_id
         lease.add("blob", str(digest))
@@ -139,13 +142,13 @@ def commit_upper(
             os.chmod(temp, 0o644)
             os.rename(temp, final)
     except OSError as exc:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.unlink(temp)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise StorageFull("no space left while storing a build layer") from None
         raise StoreError(f"cannot store a build layer: {exc.strerror or exc}") from None
     except BaseException:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.unlink(temp)
         raise
     size = content_size(upper)

@@ -11,29 +11,32 @@ the cache is untouched, and no image is written.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import shutil
-import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
-from berth.build.cache import BuildCache, StepLayer, step_key
-from berth.build.context import BuildContext, DigestCache, SourceMatch, checksum, resolve_sources
-from berth.build.expansion import Applied, proxy_env
-from berth.build.instructions import Add, Copy, Run, RunMount, Workdir
-from berth.build.progress import Progress, Vertex
+from berth.basics import suppress
+from berth.build.cache import step_key
+from berth.build.context import BuildContext, DigestCache, checksum, resolve_sources
+from berth.build.expansion import proxy_env
+from berth.build.instructions import Add, Copy, Run, Workdir
 from berth.errors import BerthError, BuildError, BuildStepFailed
-from berth.oci.digest import Digest
-from berth.store.leases import Lease
-from berth.store.store import Store
+from berth.values import FrozenValue, Value, init_fields
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any
+
+    from berth.build.cache import BuildCache, StepLayer
+    from berth.build.context import SourceMatch
+    from berth.build.expansion import Applied
+    from berth.build.instructions import RunMount
+    from berth.build.progress import Progress, Vertex
     from berth.build.sandbox import PreparedMount
     from berth.build.snapshot import StepSpace
+    from berth.oci.digest import Digest
+    from berth.store.leases import Lease
+    from berth.store.store import Store
 
 __all__ = [
     "ActiveContainers",
@@ -72,17 +75,20 @@ class ActiveContainers:
             self.cancelled = True
             running = list(self._running.items())
         for container_id, runtime in running:
-            with contextlib.suppress(BerthError, OSError):
+            with suppress(BerthError, OSError):
                 runtime.kill(container_id, 9, all=True)
 
 
-@dataclass(frozen=True, slots=True)
-class SecretSource:
+class SecretSource(FrozenValue):
     """A ``--secret``: its id and where its value comes from (a file or a variable)."""
 
+    __slots__ = ("env", "id", "path")
     id: str
-    path: str | None = None
-    env: str | None = None
+    path: str | None
+    env: str | None
+
+    def __init__(self, id: str, path: str | None = None, env: str | None = None) -> None:
+        init_fields(self, id=id, path=path, env=env)
 
     def read(self) -> bytes:
         if self.path is not None:
@@ -103,54 +109,91 @@ class SecretSource:
         return value.encode("utf-8", "surrogateescape")
 
 
-@dataclass
-class StageState:
+class StageState(Value):
     """A stage's filesystem while it is built: its state key and its layers (bottom first)."""
 
-    key: str
-    layers: list[StepLayer]
+    __slots__ = ("key", "layers")
+
+    def __init__(self, key: str, layers: list[StepLayer]) -> None:
+        self.key = key
+        self.layers = layers
 
     @property
     def top_chain(self) -> Digest | None:
         return self.layers[-1].chain_id if self.layers else None
 
 
-@dataclass
-class SourceRoot:
+class SourceRoot(Value):
     """Another stage or an image, as a COPY ``--from`` or ``RUN --mount from=`` source."""
 
-    key: str  # its state key: what the cache key uses in place of its content
-    top_chain: Digest | None
-    label: str
+    __slots__ = ("key", "label", "top_chain")
+
+    def __init__(self, key: str, top_chain: Digest | None, label: str) -> None:
+        self.key = key  # its state key: what the cache key uses in place of its content
+        self.top_chain = top_chain
+        self.label = label
 
 
-@dataclass
-class BuildEnv:
+class BuildEnv(Value):
     """What every step of one build shares."""
 
-    store: Store
-    cache: BuildCache
-    lease: Lease
-    progress: Progress
-    context: BuildContext | None
-    active: ActiveContainers
-    no_cache: bool
-    network: str  # the build's --network: "host" or "none"
-    build_args: dict[str, str]
-    secrets: dict[str, SecretSource]
-    source_root: Callable[[str, str], SourceRoot]  # (reference, where) -> stage or image
-    digest_cache_path: str | None = None
-    _local: Any = field(default=None, repr=False)
-    new_layers: int = 0
-    recordable: bool = True  # False once the result depends on something outside (a URL)
-    cache_keys: list[str] = field(default_factory=list)
+    __slots__ = (
+        "_local",
+        "active",
+        "build_args",
+        "cache",
+        "cache_keys",
+        "context",
+        "digest_cache_path",
+        "lease",
+        "network",
+        "new_layers",
+        "no_cache",
+        "progress",
+        "recordable",
+        "secrets",
+        "source_root",
+        "store",
+    )
+
+    def __init__(
+        self,
+        store: Store,
+        cache: BuildCache,
+        lease: Lease,
+        progress: Progress,
+        context: BuildContext | None,
+        active: ActiveContainers,
+        no_cache: bool,
+        network: str,
+        build_args: dict[str, str],
+        secrets: dict[str, SecretSource],
+        source_root: Callable[[str, str], SourceRoot],
+        digest_cache_path: str | None = None,
+        new_layers: int = 0,
+        recordable: bool = True,
+    ) -> None:
+        self.store = store
+        self.cache = cache
+        self.lease = lease
+        self.progress = progress
+        self.context = context
+        self.active = active
+        self.no_cache = no_cache
+        self.network = network  # the build's --network: "host" or "none"
+        self.build_args = build_args
+        self.secrets = secrets
+        self.source_root = source_root  # (reference, where) -> stage or image
+        self.digest_cache_path = digest_cache_path
+        self.new_layers = new_layers
+        self.recordable = recordable  # False once the result depends on something outside
+        self.cache_keys: list[str] = []
+        self._local: Any = None  # per thread: a DigestCache
 
     def digests(self) -> DigestCache | None:
         """This thread's digest cache of context files (SQLite connections are per thread)."""
         if self.digest_cache_path is None:
             return None
-        import threading
-
         if self._local is None:
             self._local = threading.local()
         cache = getattr(self._local, "cache", None)
@@ -232,7 +275,7 @@ class _Step:
 
     def cleanup(self) -> None:
         while self._cleanups:
-            with contextlib.suppress(Exception):
+            with suppress(Exception):
                 self._cleanups.pop()()
 
     def _space(self) -> StepSpace:
@@ -250,13 +293,8 @@ class _Step:
             self.env.store, self.env.lease, space.dirs.upper, self.state.top_chain, rfc3339_now()
         )
 
-    @contextlib.contextmanager
-    def _root_fd(self, path: str) -> Iterator[int]:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            yield fd
-        finally:
-            os.close(fd)
+    def _root_fd(self, path: str) -> _DirFd:
+        return _DirFd(path)
 
     def _mount_source(self, source: SourceRoot) -> str:
         """A read-only mount of another stage or image; unmounted in cleanup."""
@@ -527,8 +565,8 @@ class _RunStep(_Step):
 def _mount_overlay_over(lower: str, space: StepSpace) -> None:
     from berth.store.rootfs import mount_overlay
 
+    space.mounted = True  # first, as StepSpace.mount does
     mount_overlay([lower], space.dirs, volatile=True)
-    space.mounted = True
 
 
 def _filtered_copy(context: BuildContext, path: str, dest: str) -> str:
@@ -547,6 +585,8 @@ def _filtered_copy(context: BuildContext, path: str, dest: str) -> str:
             try:
                 os.link(entry.host_path, target, follow_symlinks=False)
             except OSError:
+                import shutil
+
                 shutil.copy2(entry.host_path, target, follow_symlinks=False)
     return dest
 
@@ -735,6 +775,9 @@ class _CopyStep(_Step):
         self, copier: Any, view: BuildContext, source: SourceMatch, dest: str
     ) -> None:
         """ADD --chown/--chmod of an archive: unpacked aside, then copied with the options."""
+        import shutil
+        import tempfile
+
         scratch = tempfile.mkdtemp(prefix="berth-tmp-unpack-", dir=self.env.store.paths.tmp)
         self._cleanups.append(lambda: shutil.rmtree(scratch, ignore_errors=True))
         tree = os.path.join(scratch, "tree")
@@ -777,6 +820,9 @@ class _CopyStep(_Step):
                 f"{self.where}: ADD {url}: the build has no network (--network none)",
                 hint="build with --network host, or put the file in the context",
             )
+        import shutil
+        import tempfile
+
         from berth.build.copy_semantics import url_filename
 
         directory = tempfile.mkdtemp(prefix="berth-tmp-add-", dir=self.env.store.paths.tmp)
@@ -788,6 +834,9 @@ class _CopyStep(_Step):
 
     def _heredoc_context(self) -> BuildContext:
         if self._heredocs is None:
+            import shutil
+            import tempfile
+
             directory = tempfile.mkdtemp(prefix="berth-tmp-heredoc-", dir=self.env.store.paths.tmp)
             self._cleanups.append(lambda: shutil.rmtree(directory, ignore_errors=True))
             for content in self.instruction.contents:
@@ -816,6 +865,7 @@ def _unpack_archive(view: BuildContext, source: SourceMatch, root_fd: int, dest:
 def _fetch(url: str, path: str, wanted: str, where: str) -> None:
     """Download ``url`` to ``path`` (mode 0600, mtime from Last-Modified), checking ``wanted``."""
     import email.utils
+    import hashlib
     import urllib.error
     import urllib.request
 
@@ -842,14 +892,33 @@ def _fetch(url: str, path: str, wanted: str, where: str) -> None:
             )
     os.chmod(path, 0o600)
     if modified:
-        with contextlib.suppress(TypeError, ValueError):
+        with suppress(TypeError, ValueError):
             when = email.utils.parsedate_to_datetime(modified).timestamp()
             os.utime(path, (when, when))
 
 
 def _file_sha256(path: str) -> str:
+    import hashlib
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return "sha256:" + h.hexdigest()
+
+
+class _DirFd:
+    """``with _DirFd(path) as fd``: a directory opened for ``*at`` calls, closed at the end."""
+
+    __slots__ = ("fd", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self) -> int:
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return self.fd
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)

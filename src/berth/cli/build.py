@@ -5,11 +5,22 @@ from __future__ import annotations
 import os
 import sys
 
-from berth.cli.flags import Invocation
 from berth.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from berth.cli.flags import Invocation
 
 
 def build(inv: Invocation) -> int:
+    # The cyclic garbage collector is off for the build, as for the container commands
+    # (cli/main.py): importing the Dockerfile frontend, the store and the image writer
+    # allocates enough objects for ~30 collections (5 ms of a rebuild) that free nothing, and
+    # the build itself makes no reference cycles worth collecting (steps, layers and output
+    # are freed by reference counting; a several-GB context is streamed in chunks).
+    import gc
+
+    gc.disable()
     progress_mode = inv.get_str("progress") or "auto"
     if progress_mode not in ("auto", "plain", "tty", "quiet", "rawjson"):
         raise inv.usage_error(
@@ -66,6 +77,7 @@ def build(inv: Invocation) -> int:
             quiet=quiet,
             platform=platform,
             progress=None if quiet else _show,
+            replay=False,  # tried above
         )
         image_id = image.id
     iidfile = inv.get_str("iidfile")

@@ -14,14 +14,15 @@ the whole context).
 
 from __future__ import annotations
 
-import io
 import os
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO
 
 from berth.errors import InvalidArgument
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any, BinaryIO
+
     from berth.build.builder import BuildResult
     from berth.build.steps import SecretSource
     from berth.engine import Engine
@@ -80,9 +81,13 @@ def build_image(
     platform: str | None = None,
     custom_context: bool = False,
     progress: Callable[[str], None] | None = None,
+    replay: bool = True,
     **ignored: Any,
 ) -> tuple[Image, list[dict[str, Any]]]:
-    """Build an image; returns ``(image, logs)`` as docker-py does."""
+    """Build an image; returns ``(image, logs)`` as docker-py does.
+
+    ``replay=False`` skips :mod:`berth.build.fastpath`'s proof that nothing changed (for a
+    caller that has just tried it)."""
     from berth.build.builder import BuildOptions, build
     from berth.build.context_source import prepare_context
     from berth.build.progress import Progress
@@ -102,7 +107,7 @@ def build_image(
     label_map = dict(labels or {})
     args = dict(buildargs or {})
     network = network_mode or "default"
-    if path is not None and not nocache and not pull:
+    if replay and path is not None and not nocache and not pull:
         from berth.build.fastpath import attempt
 
         replayed = attempt(
@@ -126,6 +131,8 @@ def build_image(
     if path is not None:
         prepared = prepare_context(path, dockerfile, stdin=fileobj, temp_root=store.paths.tmp)
     else:
+        import io
+
         assert fileobj is not None
         stream = fileobj if custom_context else io.BytesIO(fileobj.read())
         prepared = prepare_context(
@@ -168,6 +175,8 @@ def build_image(
 
 
 def _secrets(secrets: Mapping[str, str] | Sequence[str] | None) -> dict[str, SecretSource]:
+    from collections.abc import Mapping
+
     from berth.build.steps import SecretSource
 
     out: dict[str, SecretSource] = {}
