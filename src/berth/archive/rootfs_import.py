@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from berth.archive.changes import apply_changes
 from berth.errors import CorruptArchive
@@ -16,8 +16,10 @@ from berth.oci.platform import host_platform
 from berth.oci.reference import ImageReference
 from berth.store.image_writer import LayerSource, write_new_image
 from berth.store.images import ImageRecord
-from berth.store.ingest import ByteStream
 from berth.store.store import Store
+
+if TYPE_CHECKING:
+    from berth.store.ingest import ByteStream
 
 
 def now_rfc3339() -> str:

@@ -8,13 +8,15 @@ itself creates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from berth.errors import InvalidArgument, InvalidManifest
 from berth.oci import mediatypes as mt
 from berth.oci.digest import Digest
 from berth.oci.jsondoc import canonical_json, load_json_object
+from berth.values import FrozenValue, init_fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [  # the JSON helpers moved to berth.oci.jsondoc and are still found here
     "Descriptor",
@@ -29,12 +31,17 @@ __all__ = [  # the JSON helpers moved to berth.oci.jsondoc and are still found h
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Platform:
+class Platform(FrozenValue):
+    __slots__ = ("architecture", "os", "os_version", "variant")
     os: str
     architecture: str
-    variant: str | None = None
-    os_version: str | None = None
+    variant: str | None
+    os_version: str | None
+
+    def __init__(
+        self, os: str, architecture: str, variant: str | None = None, os_version: str | None = None
+    ) -> None:
+        init_fields(self, os=os, architecture=architecture, variant=variant, os_version=os_version)
 
     def __str__(self) -> str:
         text = f"{self.os}/{self.architecture}"
@@ -69,15 +76,36 @@ class Platform:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Descriptor:
+class Descriptor(FrozenValue):
+    __slots__ = ("annotations", "artifact_type", "digest", "media_type", "platform", "size", "urls")
     media_type: str
     digest: Digest
     size: int
-    annotations: dict[str, str] = field(default_factory=dict)
-    platform: Platform | None = None
-    urls: tuple[str, ...] = ()
-    artifact_type: str | None = None
+    annotations: dict[str, str]
+    platform: Platform | None
+    urls: tuple[str, ...]
+    artifact_type: str | None
+
+    def __init__(
+        self,
+        media_type: str,
+        digest: Digest,
+        size: int,
+        annotations: dict[str, str] | None = None,
+        platform: Platform | None = None,
+        urls: tuple[str, ...] = (),
+        artifact_type: str | None = None,
+    ) -> None:
+        init_fields(
+            self,
+            media_type=media_type,
+            digest=digest,
+            size=size,
+            annotations={} if annotations is None else annotations,
+            platform=platform,
+            urls=urls,
+            artifact_type=artifact_type,
+        )
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -124,16 +152,35 @@ class Descriptor:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class ImageManifest:
+class ImageManifest(FrozenValue):
     """An OCI image manifest or a Docker schema 2 manifest."""
 
+    __slots__ = ("annotations", "artifact_type", "config", "layers", "media_type", "subject")
     config: Descriptor
     layers: tuple[Descriptor, ...]
-    media_type: str = mt.OCI_MANIFEST
-    annotations: dict[str, str] = field(default_factory=dict)
-    subject: Descriptor | None = None
-    artifact_type: str | None = None
+    media_type: str
+    annotations: dict[str, str]
+    subject: Descriptor | None
+    artifact_type: str | None
+
+    def __init__(
+        self,
+        config: Descriptor,
+        layers: tuple[Descriptor, ...],
+        media_type: str = mt.OCI_MANIFEST,
+        annotations: dict[str, str] | None = None,
+        subject: Descriptor | None = None,
+        artifact_type: str | None = None,
+    ) -> None:
+        init_fields(
+            self,
+            config=config,
+            layers=layers,
+            media_type=media_type,
+            annotations={} if annotations is None else annotations,
+            subject=subject,
+            artifact_type=artifact_type,
+        )
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -154,13 +201,26 @@ class ImageManifest:
         return canonical_json(self.to_json())
 
 
-@dataclass(frozen=True, slots=True)
-class ImageIndex:
+class ImageIndex(FrozenValue):
     """An OCI image index or a Docker manifest list."""
 
+    __slots__ = ("annotations", "manifests", "media_type")
     manifests: tuple[Descriptor, ...]
-    media_type: str = mt.OCI_INDEX
-    annotations: dict[str, str] = field(default_factory=dict)
+    media_type: str
+    annotations: dict[str, str]
+
+    def __init__(
+        self,
+        manifests: tuple[Descriptor, ...],
+        media_type: str = mt.OCI_INDEX,
+        annotations: dict[str, str] | None = None,
+    ) -> None:
+        init_fields(
+            self,
+            manifests=manifests,
+            media_type=media_type,
+            annotations={} if annotations is None else annotations,
+        )
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

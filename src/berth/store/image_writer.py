@@ -9,8 +9,6 @@ and the image is recorded and tagged in one transaction.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 from berth.errors import InvalidManifest
 from berth.oci import mediatypes as mt
@@ -19,27 +17,46 @@ from berth.oci.digest import Digest
 from berth.oci.manifest import Descriptor, ImageManifest
 from berth.oci.reference import ImageReference
 from berth.store.images import ImageRecord, NewLayer
-from berth.store.ingest import ByteStream, IngestedLayer, ingest_layer
+from berth.store.ingest import IngestedLayer, ingest_layer
 from berth.store.leases import Lease
 from berth.store.store import Store
+from berth.values import FrozenValue, init_fields
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from berth.store.ingest import ByteStream
 
 
-@dataclass(frozen=True, slots=True)
-class LayerSource:
+class LayerSource(FrozenValue):
     """Where to read one layer blob from, and what it is claimed to be."""
 
+    __slots__ = ("digest", "media_type", "open", "size")
     open: Callable[[], ByteStream]
     media_type: str
-    digest: Digest | None = None
-    size: int | None = None
+    digest: Digest | None
+    size: int | None
+
+    def __init__(
+        self,
+        open: Callable[[], ByteStream],
+        media_type: str,
+        digest: Digest | None = None,
+        size: int | None = None,
+    ) -> None:
+        init_fields(self, open=open, media_type=media_type, digest=digest, size=size)
 
 
-@dataclass(frozen=True, slots=True)
-class ManifestSource:
+class ManifestSource(FrozenValue):
     """Manifest bytes to keep as they are (their digest is the image's repo digest)."""
 
+    __slots__ = ("media_type", "raw")
     raw: bytes
     media_type: str
+
+    def __init__(self, raw: bytes, media_type: str) -> None:
+        init_fields(self, raw=raw, media_type=media_type)
 
 
 def write_image(
@@ -137,13 +154,16 @@ def _oci_media_type(media_type: str) -> str:
     return {"": mt.OCI_LAYER, "gzip": mt.OCI_LAYER_GZIP, "zstd": mt.OCI_LAYER_ZSTD}[compression]
 
 
-@dataclass(frozen=True, slots=True)
-class BaseLayer:
+class BaseLayer(FrozenValue):
     """A layer already in the store that a new image is built on."""
 
+    __slots__ = ("diff_id", "new_layer", "size")
     new_layer: NewLayer
     diff_id: Digest
     size: int
+
+    def __init__(self, new_layer: NewLayer, diff_id: Digest, size: int) -> None:
+        init_fields(self, new_layer=new_layer, diff_id=diff_id, size=size)
 
 
 def base_layers(store: Store, image: ImageRecord | None) -> list[BaseLayer]:

@@ -8,38 +8,53 @@ already in the store is not unpacked again; a blob already in the store is not w
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
-
 from berth.errors import CorruptArchive, DigestMismatch
 from berth.oci import mediatypes as mt
 from berth.oci.digest import Digest, chain_ids
 from berth.store.blobs import CHUNK, BlobWriter
 from berth.store.layers import LayerRecord
 from berth.store.leases import Lease
+from berth.values import FrozenValue, init_fields
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import BinaryIO, Protocol
+
     from berth.store.store import Store
 
+    class ByteStream(Protocol):
+        """What a layer is read from: a file, a member of an archive, an HTTP body."""
 
-class ByteStream(Protocol):
-    """What a layer is read from: a file, a member of an archive, an HTTP body."""
+        def read(self, n: int = -1, /) -> bytes: ...
 
-    def read(self, n: int = -1, /) -> bytes: ...
-
-    def close(self) -> None: ...
+        def close(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class IngestedLayer:
+class IngestedLayer(FrozenValue):
+    __slots__ = ("blob_digest", "blob_size", "diff_id", "layer", "media_type")
     blob_digest: Digest
     blob_size: int
     media_type: str
     diff_id: Digest
     layer: LayerRecord
+
+    def __init__(
+        self,
+        blob_digest: Digest,
+        blob_size: int,
+        media_type: str,
+        diff_id: Digest,
+        layer: LayerRecord,
+    ) -> None:
+        init_fields(
+            self,
+            blob_digest=blob_digest,
+            blob_size=blob_size,
+            media_type=media_type,
+            diff_id=diff_id,
+            layer=layer,
+        )
 
 
 class _Tee:
@@ -50,6 +65,8 @@ class _Tee:
     ) -> None:
         self.source = source
         self.sink = sink
+        import hashlib  # streams: OpenSSL's sha256, several times the built-in's speed
+
         self.hash = hashlib.new(algorithm)
         self.count = 0
 
@@ -116,12 +133,12 @@ def ingest_layer(
             expected_blob.algorithm if expected_blob else "sha256",
         )
         try:
-            plain = open_decompressed(cast(BinaryIO, raw), compression or None)
+            plain = open_decompressed(cast_stream(raw), compression or None)
             content = _Tee(plain, None)
             size = existing.size if existing else 0
             if existing is None:
                 unpack_dir = store.layers.new_unpack_dir()
-                size = unpack_layer(cast(BinaryIO, content), unpack_dir, mode="overlay").size
+                size = unpack_layer(cast_stream(content), unpack_dir, mode="overlay").size
             content.drain()
             raw.drain()
         except (EOFError, OSError) as exc:
@@ -160,8 +177,15 @@ def ingest_layer(
         if writer is not None and not writer.committed:
             writer.abort()
         if unpack_dir is not None:
-            shutil.rmtree(unpack_dir, ignore_errors=True)
+            from berth.store.trees import remove_tree
+
+            remove_tree(unpack_dir)
     return IngestedLayer(blob_digest, raw.count, media_type, diff_id, layer)
+
+
+def cast_stream(stream: object) -> BinaryIO:
+    """Our stream wrappers, typed as the binary streams the decompressor and unpacker read."""
+    return stream  # type: ignore[return-value]
 
 
 def _chain(parent: Digest | None, diff_id: Digest) -> Digest:
