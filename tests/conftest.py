@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 
@@ -27,6 +29,43 @@ def release_store(root: str) -> None:
     from tests.support.supervisors import end_supervisor
 
     end_supervisor(root)  # a safety net: whatever still runs for this store, by its PID
+
+
+def _berth_host_network_state() -> set[str]:
+    """berth's nftables tables and links on the host (they all carry berth's name)."""
+    found = {f"link {name}" for name in os.listdir("/sys/class/net") if "berth" in name}
+    if shutil.which("nft"):
+        listing = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True,
+                                 check=False)
+        found |= {f"table {line.split()[-1]}" for line in listing.stdout.splitlines()
+                  if line.split()[-1].startswith("berth")}
+    return found
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_HOST_NETWORK] = _berth_host_network_state()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The host's network state after the suite equals the state before it: anything of
+    berth's left behind fails the run (and is removed, so the next run starts clean)."""
+    before = session.config.stash.get(_HOST_NETWORK, None)
+    if before is None:
+        return
+    leftovers = sorted(_berth_host_network_state() - before)
+    if not leftovers:
+        return
+    for item in leftovers:
+        kind, name = item.split(" ", 1)
+        if kind == "table":
+            subprocess.run(["nft", "delete", "table", "inet", name], check=False)
+        else:
+            subprocess.run(["ip", "link", "delete", name], check=False)
+    sys.stderr.write(f"\nthe tests left berth's network state on the host: {leftovers}\n")
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_HOST_NETWORK = pytest.StashKey[set[str]]()
 
 
 def _dev_null_is_a_device() -> bool:

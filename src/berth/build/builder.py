@@ -228,7 +228,7 @@ class _Builder:
             context=o.context,  # type: ignore[arg-type]
             active=self.active,
             no_cache=o.no_cache,
-            network="none" if o.network == "none" else "host",
+            network={"none": "none", "host": "host"}.get(o.network, "bridge"),
             build_args=dict(o.build_args),
             secrets=dict(o.secrets),
             source_root=self._source_root,

@@ -111,7 +111,7 @@ class RunSpec(Value):
         self.env = env
         self.cwd = cwd
         self.identity = identity
-        self.network = network  # "host" or "none"
+        self.network = network  # "bridge" (the store's default network), "host" or "none"
         self.mounts: list[PreparedMount] = [] if mounts is None else mounts
 
 
@@ -124,7 +124,7 @@ def _security() -> tuple[list[str], dict[str, Any]]:
     return caps, docker_default_profile(caps)
 
 
-def build_spec(rootfs: str, run: RunSpec) -> dict[str, Any]:
+def build_spec(rootfs: str, run: RunSpec, netns: str | None = None) -> dict[str, Any]:
     """The ``config.json`` of a build container."""
     from berth.oci.runtime_spec import default_spec
     from berth.runtime import defaults
@@ -159,6 +159,8 @@ def build_spec(rootfs: str, run: RunSpec) -> dict[str, Any]:
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     if run.network == "none":
         namespaces.append({"type": "network"})
+    elif run.network == "bridge" and netns:
+        namespaces.append({"type": "network", "path": netns})
     linux = spec["linux"]
     linux["namespaces"] = namespaces
     linux["maskedPaths"] = defaults.masked_paths()
@@ -180,13 +182,56 @@ def run_container(
 
     Its stdout and stderr go, as they come, to ``output``; stdin is ``/dev/null``.
     """
-    from berth.runtime.container import Runtime, exit_code_of
 
     os.makedirs(bundle_dir, exist_ok=True)
-    with open(os.path.join(bundle_dir, "config.json"), "w") as f:
-        f.write(jsonio.dumps(build_spec(rootfs, run)))
-    runtime = Runtime(os.path.join(store.paths.run_dir, "build-runtime"))
     container_id = "build-" + os.urandom(8).hex()
+    network = _StepNetwork(store, container_id, bundle_dir) if run.network == "bridge" else None
+    try:
+        if network is not None:
+            run.mounts = [
+                network.resolv_conf if m.destination == "/etc/resolv.conf" else m
+                for m in run.mounts
+            ]
+        with open(os.path.join(bundle_dir, "config.json"), "w") as f:
+            f.write(jsonio.dumps(build_spec(rootfs, run, network.netns if network else None)))
+        return _run(store, bundle_dir, container_id, output, active)
+    finally:
+        if network is not None:
+            network.close()
+
+
+class _StepNetwork:
+    """A RUN step on the store's default bridge network (as Docker's builder runs it):
+    its own address, NAT out, the host's resolvers; released as soon as the step ends."""
+
+    def __init__(self, store: Store, container_id: str, bundle_dir: str) -> None:
+        from berth.network import EndpointRequest, NetworkManager
+
+        self.manager = NetworkManager(store.paths, store.db)
+        self.container_id = container_id
+        setup = self.manager.setup_container(
+            container_id, container_id, HOSTNAME, [EndpointRequest("bridge")]
+        )
+        self.netns = setup.netns_path
+        path = os.path.join(bundle_dir, "resolv.conf")
+        with open(path, "w") as f:
+            f.write(setup.resolv_conf)
+        self.resolv_conf = PreparedMount("/etc/resolv.conf", "bind", path, ("rbind", "ro"))
+
+    def close(self) -> None:
+        self.manager.teardown_container(self.container_id)
+
+
+def _run(
+    store: Store,
+    bundle_dir: str,
+    container_id: str,
+    output: Callable[[bytes], None],
+    active: ActiveContainers,
+) -> int:
+    from berth.runtime.container import Runtime, exit_code_of
+
+    runtime = Runtime(os.path.join(store.paths.run_dir, "build-runtime"))
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     reader = threading.Thread(target=_pump, args=(read_fd, output), daemon=True)
     reader.start()

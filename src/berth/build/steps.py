@@ -353,7 +353,7 @@ class _RunStep(_Step):
                 hint="remove --security=insecure",
             )
         network = run.network if run.network != "default" else env.network
-        self.network = "host" if network == "default" else network
+        self.network = "bridge" if network == "default" else network
 
     def _mount_inputs(self, mount: RunMount) -> dict[str, Any]:
         out: dict[str, Any] = {"type": mount.type, "target": mount.target}

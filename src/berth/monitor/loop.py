@@ -17,15 +17,21 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from typing import TextIO
 
 Callback = Callable[[], None]
+
+# Where log lines go: the supervisor's stderr unless set (a supervisor served in a thread,
+# as the unit tests do, logs here so its lines never mix with a container's output).
+LOG_STREAM: TextIO | None = None
 
 
 def log(message: str) -> None:
     """A line in the supervisor's log (its stderr)."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-    sys.stderr.write(f"{stamp} berth-supervisor[{os.getpid()}]: {message}\n")
-    sys.stderr.flush()
+    stream = LOG_STREAM or sys.stderr
+    stream.write(f"{stamp} berth-supervisor[{os.getpid()}]: {message}\n")
+    stream.flush()
 
 
 def log_exception(what: str) -> None:

@@ -777,7 +777,10 @@ class NetworkManager:
         """Point the firewall's DNS redirect at the embedded server's port."""
         with self.db.write() as conn:
             state.set_value(conn, "dns_port", str(port))
-            self._apply_firewall(conn, "redirect DNS to the embedded server")
+            # Only a network with name resolution needs the redirect; a store without one
+            # gets no table on the host (making that network applies the rules, port included).
+            if any(n.has_dns for n in state.list_networks(conn)):
+                self._apply_firewall(conn, "redirect DNS to the embedded server")
 
     def dns_server(self, *, upstreams: Sequence[str] | None = None) -> DnsServer:
         """The embedded DNS server of this store, ready to ``start()`` or ``run()``."""

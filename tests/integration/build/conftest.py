@@ -1,7 +1,6 @@
 """Fixtures of the build tests: the ``berth`` command with build, contexts, leak checks.
 
-``bcli`` runs ``berth`` (through :mod:`tests.integration.build.cli_entry` while the command
-tree lacks ``build``) on the test's store. ``make_context`` writes a context directory
+``bcli`` runs ``berth`` on the test's store. ``make_context`` writes a context directory
 (``{"Dockerfile": "...", "dir/file": b"..."}``). ``no_leaks`` fails a test that leaves a
 mount, a build container or a scratch directory behind.
 """
@@ -11,26 +10,18 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support.berthcli import BerthCLI, Result
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from tests.support.berthcli import BERTH, BerthCLI, Result
 
 
 class BuildCLI(BerthCLI):
-    """``berth`` with the build commands (wired here until cli/commands.py has them)."""
+    """``berth`` with a working directory of the test's choice (``-f -`` and relative paths)."""
 
-    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        env = super().env(extra)
-        env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-        return env
-
-    def run(
+    def run(  # type: ignore[override]
         self,
         *args: str,
         input: bytes | None = None,
@@ -39,7 +30,7 @@ class BuildCLI(BerthCLI):
         cwd: str | None = None,
     ) -> Result:
         process = subprocess.run(
-            [sys.executable, "-m", "tests.integration.build.cli_entry", *args],
+            [BERTH, *args],
             input=input,
             capture_output=True,
             timeout=timeout,

@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import http.server
 import io
+import ipaddress
 import json
 import lzma
 import os
@@ -110,18 +111,30 @@ def test_bind_mount_of_the_context_and_tmpfs(bcli, busybox, make_context, no_lea
     assert _files(bcli, again.stdout.strip())["out"] == b"changed\n"
 
 
-def test_network_none_has_no_interfaces_but_loopback(bcli, busybox, make_context, no_leaks):
+def test_run_steps_network_bridge_by_default_none_and_host(
+    bcli, busybox, make_context, no_leaks
+):
     ctx = make_context(
         {
             "Dockerfile": "FROM busybox\nRUN --network=none ls /sys/class/net > /nets\n"
-            "RUN ls /sys/class/net > /host-nets\n",
+            "RUN ls /sys/class/net > /bridge-nets && ip -4 -o addr show eth0 > /bridge-addr\n"
+            "RUN --network=host ls /sys/class/net > /host-nets\n",
         }
     )
     result = bcli.build(ctx, "-q")
     assert result.returncode == 0, result.stderr
     files = _files(bcli, result.stdout.strip())
     assert files["nets"].split() == [b"lo"]
-    assert len(files["host-nets"].split()) >= 1
+    # the default: a veth on the store's default bridge, with an address of its subnet
+    assert files["bridge-nets"].split() == [b"eth0", b"lo"]
+    inspect = bcli.run("network", "inspect", "bridge", "-f", "{{json .}}")
+    bridge = json.loads(inspect.stdout)
+    subnet = ipaddress.ip_network(bridge["IPAM"]["Config"][0]["Subnet"])
+    address = files["bridge-addr"].split()[3].decode().split("/")[0]
+    assert ipaddress.ip_address(address) in subnet
+    assert bridge["Containers"] == {}  # the step's endpoint is gone with the step
+    host_links = set(os.listdir("/sys/class/net"))
+    assert "lo" in host_links and set(files["host-nets"].decode().split()) & (host_links - {"lo"})
 
 
 def test_only_the_stages_the_target_needs_are_built(bcli, busybox, make_context, no_leaks):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -13,13 +12,14 @@ import pytest
 
 from tests.integration.build.conftest import BuildCLI, build_containers, mounts_under
 from tests.integration.build.test_build_basic import _files
+from tests.support.berthcli import BERTH
 
 pytestmark = [pytest.mark.root]
 
 
 def _popen(bcli: BuildCLI, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.build.cli_entry", *args],
+        [BERTH, *args],
         env=bcli.env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -5,6 +5,7 @@ re-adoption. The real spawn path (anchor, kill -9) is in tests/integration/monit
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import threading
@@ -16,6 +17,7 @@ import pytest
 
 from berth.containers.logs import read_logs
 from berth.errors import CommandNotFound, ContainerStateConflict
+from berth.monitor import loop
 from berth.monitor.client import SupervisorClient
 from berth.monitor.paths import MonitorPaths
 from berth.monitor.spawn import can_connect
@@ -65,7 +67,10 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 10.0) 
 
 
 @pytest.fixture
-def harness(tmp_path: object) -> Iterator[Harness]:
+def harness(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    # The supervisor serves in a thread of this process: keep its log lines out of the
+    # stdout and stderr that attach tests read.
+    monkeypatch.setattr(loop, "LOG_STREAM", io.StringIO())
     base = str(tmp_path)
     paths = StorePaths.at(os.path.join(base, "store"))
     monitor = MonitorPaths(os.path.join(base, "run"))

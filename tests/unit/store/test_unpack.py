@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import stat
@@ -32,9 +33,24 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def no_fd_leaks() -> Iterator[None]:
-    before = sorted(os.listdir("/proc/self/fd"))
+    # Only descriptors this test opened and left open count: earlier tests' objects may be
+    # collected (and their descriptors closed) while this one runs.
+    gc.collect()
+    before = _open_fds()
     yield
-    assert sorted(os.listdir("/proc/self/fd")) == before
+    gc.collect()
+    leaked = {fd: target for fd, target in _open_fds().items() if before.get(fd) != target}
+    assert not leaked
+
+
+def _open_fds() -> dict[str, str]:
+    fds = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            fds[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:  # the listing's own descriptor, closed by now
+            continue
+    return fds
 
 
 def _unpack(data: bytes, dest: Path, mode: str = "overlay") -> UnpackResult:

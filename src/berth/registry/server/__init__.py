@@ -155,10 +155,17 @@ def _serve_workers(config: ServerConfig, ready: Callable[[str], None] | None) ->
     stopping = False
 
     def spawn(number: int) -> None:
-        pid = os.fork()
-        if pid == 0:
-            _run_worker(config, port, ready_write)
-        children[pid] = number
+        # SIGTERM and SIGINT stay blocked across the fork: a signal that reached the child
+        # before it reset its handlers would run the parent's ``stop`` there and be lost.
+        signals = {signal.SIGTERM, signal.SIGINT}
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _run_worker(config, port, ready_write, signals)
+            children[pid] = number
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -185,7 +192,8 @@ def _serve_workers(config: ServerConfig, ready: Callable[[str], None] | None) ->
                 print(f"berth registry: worker {pid} exited ({status:#x}); starting another",
                       file=sys.stderr, flush=True)
                 time.sleep(0.5)
-                spawn(worker)
+                if not stopping:  # a SIGTERM during the pause: start nothing new
+                    spawn(worker)
     finally:
         stop(signal.SIGTERM, None)
         for pid in list(children):
@@ -199,12 +207,15 @@ def _serve_workers(config: ServerConfig, ready: Callable[[str], None] | None) ->
         reservation.close()
 
 
-def _run_worker(config: ServerConfig, port: int, ready_write: int) -> None:
+def _run_worker(
+    config: ServerConfig, port: int, ready_write: int, blocked: set[signal.Signals]
+) -> None:
     """The body of a forked worker process; never returns."""
     code = 0
     try:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in blocked:
             signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)  # a pending SIGTERM ends it here
         sock = _listening_socket(config, reuse_port=True, port=port)
 
         def announce(_url: str) -> None:
