@@ -367,6 +367,9 @@ class ContainerCollection:
         """docker-py's ``containers.run``: with ``detach`` the started Container, else the
         container's output (bytes) once it has exited; a non-zero exit raises
         :class:`ContainerFailed`."""
+        from berth.runtime.cgroups import warm
+
+        warm.start()  # a container is about to join its cgroups: see berth.runtime.cgroups.warm
         container = self.create(image, command, **kwargs)
         if detach:
             self.start(container)

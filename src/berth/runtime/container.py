@@ -24,6 +24,7 @@ from berth.errors import (
     PathNotFound,
 )
 from berth.runtime import cgroup_adapter, hooks, namespaces, process, signals, state
+from berth.runtime.cgroups import warm
 from berth.runtime.init import ChildConfig, exec_main, init_main
 from berth.runtime.log import RuntimeLog
 from berth.runtime.spec import check_process, load_bundle_spec, rootfs_path
@@ -160,6 +161,7 @@ class Runtime:
         ours: socket_module.socket | None = None
         channel: Channel | None = None
         try:
+            warm.start()  # the init's move into its cgroups then skips a grace period
             resources = linux.get("resources")
             manager, notes = cgroup_adapter.open_manager(
                 linux.get("cgroupsPath"), container_id, resources
@@ -201,6 +203,7 @@ class Runtime:
             _close_all(to_close, sockets)
             plan.close()
             manager.add_process(pid)
+            warm.stop()
             channel.send(MSG_GO, pid=pid)
             self._follow_setup(channel, spec, container_id, pid, bundle)
             trace.mark("runtime: init ready")
@@ -221,6 +224,7 @@ class Runtime:
             if pid_file:
                 write_pid_file(pid_file, pid)
         except BaseException:
+            warm.stop()
             _close_all(to_close, sockets)
             if ours is not None:
                 ours.close()

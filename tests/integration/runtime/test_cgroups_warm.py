@@ -1,0 +1,83 @@
+"""berth.runtime.cgroups.warm on the real kernel: the no-op moves that keep the cgroup
+migration lock warm move nothing, stop when told, and stop by themselves after LIMIT.
+
+Each case runs in a child Python so the threads it counts are its own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = [pytest.mark.root]
+
+
+def _run(body: str) -> str:
+    code = textwrap.dedent(
+        """
+        import os, time
+        from berth.runtime.cgroups import warm
+
+        def threads():
+            return len(os.listdir("/proc/self/task"))
+
+        def wait_for(check):
+            deadline = time.monotonic() + 5
+            while not check():
+                assert time.monotonic() < deadline, "timed out"
+                time.sleep(0.005)
+        """
+    ) + textwrap.dedent(body)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_own_procs_file_is_this_process_cgroup() -> None:
+    out = _run(
+        """
+        path = warm.own_procs_file()
+        print(path)
+        with open(path) as f:
+            print(os.getpid() in {int(p) for p in f.read().split()})
+        """
+    )
+    path, listed = out.split()
+    assert path.startswith("/sys/fs/cgroup/") and path.endswith("/cgroup.procs")
+    assert listed == "True"
+
+
+def test_keeps_writing_moves_nothing_and_stops_when_told() -> None:
+    out = _run(
+        """
+        before = open("/proc/self/cgroup").read()
+        alone = threads()
+        warm.start()
+        warm.start()  # a second start while running adds no thread
+        wait_for(lambda: threads() == alone + 1)
+        time.sleep(0.05)
+        print(threads() - alone, open("/proc/self/cgroup").read() == before)
+        warm.stop()
+        wait_for(lambda: threads() == alone)
+        print("stopped")
+        """
+    )
+    assert out.split() == ["1", "True", "stopped"]
+
+
+def test_stops_by_itself_after_its_limit() -> None:
+    out = _run(
+        """
+        warm.LIMIT = 0.1
+        alone = threads()
+        warm.start()
+        wait_for(lambda: threads() == alone + 1)
+        wait_for(lambda: threads() == alone)  # nobody called stop()
+        print("ended")
+        """
+    )
+    assert out.split() == ["ended"]
