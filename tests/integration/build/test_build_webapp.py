@@ -3,9 +3,8 @@
 Docker Hub is out of reach, so ``python:3.9`` is a local stand-in built by berth from
 ``debian:bookworm`` (made by ``berth image bootstrap``) with Debian's python3 and
 python3-flask (bookworm's pip refuses system-wide installs). The seed's ``RUN pip install
-flask`` becomes a check that flask imports. Running the app and fetching its page needs
-``berth run`` with published ports (the container and network issues); until then this checks
-the image's files and config, and that the app's code runs in a build step.
+flask`` becomes a check that flask imports. Then the app runs as the seed runs it, detached
+with its port published, and answers on the host's loopback.
 """
 
 from __future__ import annotations
@@ -13,7 +12,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -50,7 +52,9 @@ def python_store() -> Iterator[str]:
         yield root
     finally:
         from berth.store.paths import StorePaths
+        from tests.conftest import release_store
 
+        release_store(root)
         shutil.rmtree(context, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(StorePaths.at(root).run_dir, ignore_errors=True)
@@ -89,3 +93,29 @@ def test_the_flask_app_builds(python_store, tmp_path):
     history = cli("history", "--no-trunc", "--format", "{{.CreatedBy}}", "webapp").splitlines()
     assert history[0] == 'CMD ["python" "app.py"]'
     assert "COPY . /app # buildkit" in history
+    # the app runs and answers through its published port
+    port = _free_port()
+    cli("run", "-d", "--name", "web", "-p", f"127.0.0.1:{port}:5000", "webapp")
+    try:
+        assert _fetch(f"http://127.0.0.1:{port}/") == b"hello"
+    finally:
+        cli.run("rm", "-f", "web")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _fetch(url: str, timeout: float = 60) -> bytes:
+    """The page at ``url``, once the server answers (Flask takes a moment to start)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return bytes(response.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
