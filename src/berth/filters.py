@@ -25,13 +25,14 @@ The module is a sibling of the CLI's flag parser but useful to the Engine API to
 
 from __future__ import annotations
 
+from berth import pathmatch
 from berth.errors import InvalidArgument, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
-__all__ = ["Filters", "parse_filters", "path_match"]
+__all__ = ["Filters", "parse_filters"]
 
 
 class Filters:
@@ -196,7 +197,9 @@ class Filters:
         if patterns is None:
             return True
         for pattern in patterns:
-            if path_match(pattern, familiar_reference) or path_match(pattern, familiar_name):
+            if pathmatch.match(pattern, familiar_reference):
+                return True
+            if pathmatch.match(pattern, familiar_name):
                 return True
         return False
 
@@ -204,130 +207,3 @@ class Filters:
 def parse_filters(arguments: Iterable[str]) -> Filters:
     """The ``--filter`` values of a command as a :class:`Filters` (see Filters.parse)."""
     return Filters.parse(arguments)
-
-
-_BAD_PATTERN = "syntax error in pattern"
-
-
-def path_match(pattern: str, name: str) -> bool:
-    """Go's path.Match: ``*`` and ``?`` never match "/", ``[a-z]``, ``[^...]``, ``\\`` escapes.
-
-    The whole name must match. A malformed pattern raises InvalidArgument, as Go returns
-    ErrBadPattern (also when the name fails to match before the error is reached).
-    """
-    while pattern:
-        star, chunk, pattern = _scan_chunk(pattern)
-        if star and not chunk:
-            return "/" not in name
-        rest = _match_chunk(chunk, name)
-        if rest is not None and (not rest or pattern):
-            name = rest
-            continue
-        if star:
-            matched = False
-            for skip in range(len(name)):
-                if name[skip] == "/":
-                    break
-                rest = _match_chunk(chunk, name[skip + 1 :])
-                if rest is not None:
-                    if not pattern and rest:
-                        continue
-                    name = rest
-                    matched = True
-                    break
-            if matched:
-                continue
-        while pattern:
-            _, chunk, pattern = _scan_chunk(pattern)
-            _match_chunk(chunk, "")
-        return False
-    return not name
-
-
-def _scan_chunk(pattern: str) -> tuple[bool, str, str]:
-    """Split off leading stars and the chunk up to the next star outside a class."""
-    star = False
-    while pattern[:1] == "*":
-        pattern = pattern[1:]
-        star = True
-    in_class = False
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "\\":
-            if index + 1 < len(pattern):
-                index += 1
-        elif char == "[":
-            in_class = True
-        elif char == "]":
-            in_class = False
-        elif char == "*" and not in_class:
-            break
-        index += 1
-    return star, pattern[:index], pattern[index:]
-
-
-def _match_chunk(chunk: str, text: str) -> str | None:
-    """Match ``chunk`` (no stars) at the start of ``text``: the rest of text, or None.
-
-    The whole chunk is always scanned, so a malformed one raises even after a mismatch.
-    """
-    failed = False
-    while chunk:
-        if not failed and not text:
-            failed = True
-        head = chunk[0]
-        if head == "[":
-            char = ""
-            if not failed:
-                char, text = text[0], text[1:]
-            chunk = chunk[1:]
-            negated = chunk[:1] == "^"
-            if negated:
-                chunk = chunk[1:]
-            matched = False
-            ranges = 0
-            while True:
-                if chunk[:1] == "]" and ranges > 0:
-                    chunk = chunk[1:]
-                    break
-                low, chunk = _class_char(chunk)
-                high = low
-                if chunk[:1] == "-":
-                    high, chunk = _class_char(chunk[1:])
-                if low <= char <= high and char:
-                    matched = True
-                ranges += 1
-            if matched == negated:
-                failed = True
-        elif head == "?":
-            if not failed:
-                if text[0] == "/":
-                    failed = True
-                text = text[1:]
-            chunk = chunk[1:]
-        else:
-            if head == "\\":
-                chunk = chunk[1:]
-                if not chunk:
-                    raise InvalidArgument(_BAD_PATTERN)
-            if not failed:
-                if chunk[0] != text[0]:
-                    failed = True
-                text = text[1:]
-            chunk = chunk[1:]
-    return None if failed else text
-
-
-def _class_char(chunk: str) -> tuple[str, str]:
-    """One (possibly escaped) character of a [class]; the chunk must go on after it."""
-    if not chunk or chunk[0] in "-]":
-        raise InvalidArgument(_BAD_PATTERN)
-    if chunk[0] == "\\":
-        chunk = chunk[1:]
-        if not chunk:
-            raise InvalidArgument(_BAD_PATTERN)
-    char, rest = chunk[0], chunk[1:]
-    if not rest:
-        raise InvalidArgument(_BAD_PATTERN)
-    return char, rest

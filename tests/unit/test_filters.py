@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from berth.errors import InvalidArgument, UsageError
-from berth.filters import Filters, parse_filters, path_match
+from berth.filters import Filters, parse_filters
+from berth.pathmatch import match as path_match
 
 
 def test_parse_normalises_like_docker() -> None:

@@ -28,10 +28,10 @@ import sqlite3
 import stat
 import time
 
+from berth import pathmatch
 from berth.build.dockerignore import (
     IgnoreMatcher,
     MatchInfo,
-    filepath_match,
     find_ignore_file,
     go_clean,
     read_ignore_file,
@@ -403,8 +403,8 @@ def _wildcard_walk(
             continue
         rel = entry.path[len(base) + 1 :] if base else entry.path
         try:
-            matched = filepath_match(pattern, rel)
-        except ValueError:
+            matched = pathmatch.match(pattern, rel)
+        except InvalidArgument:
             matched = False
         if matched:
             yield entry.path, entry

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 
+from berth import pathmatch
 from berth.errors import InvalidArgument
 from berth.values import FrozenValue, Value, init_fields
 
@@ -34,7 +35,6 @@ __all__ = [
     "IgnoreMatcher",
     "MatchInfo",
     "Pattern",
-    "filepath_match",
     "find_ignore_file",
     "go_clean",
     "read_ignore_file",
@@ -93,124 +93,6 @@ def find_ignore_file(context_dir: str, dockerfile: str | None = None) -> str | N
             return specific
     general = os.path.join(context_dir, ".dockerignore")
     return general if os.path.isfile(general) else None
-
-
-# -- Go's filepath.Match ------------------------------------------------------------------------
-
-
-def filepath_match(pattern: str, name: str) -> bool:
-    """Go's ``filepath.Match`` (Unix): raises ValueError for a malformed pattern."""
-    while pattern:
-        star, chunk, pattern = _scan_chunk(pattern)
-        if star and not chunk:
-            return "/" not in name
-        rest, ok = _match_chunk(chunk, name)
-        if ok and (not rest or pattern):
-            name = rest
-            continue
-        if star:
-            i = 0
-            matched = False
-            while i < len(name) and name[i] != "/":
-                rest, ok = _match_chunk(chunk, name[i + 1 :])
-                if ok and not (not pattern and rest):
-                    name = rest
-                    matched = True
-                    break
-                i += 1
-            if matched:
-                continue
-        while pattern:
-            _, chunk, pattern = _scan_chunk(pattern)
-            _match_chunk(chunk, "")
-        return False
-    return not name
-
-
-def _scan_chunk(pattern: str) -> tuple[bool, str, str]:
-    star = False
-    while pattern.startswith("*"):
-        pattern = pattern[1:]
-        star = True
-    in_range = False
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\":
-            if i + 1 < len(pattern):
-                i += 1
-        elif ch == "[":
-            in_range = True
-        elif ch == "]":
-            in_range = False
-        elif ch == "*" and not in_range:
-            break
-        i += 1
-    return star, pattern[:i], pattern[i:]
-
-
-def _match_chunk(chunk: str, s: str) -> tuple[str, bool]:
-    """Match ``chunk`` at the start of ``s``; checks the whole chunk's syntax even on failure."""
-    failed = False
-    while chunk:
-        if not failed and not s:
-            failed = True
-        head = chunk[0]
-        if head == "[":
-            r = ""
-            if not failed:
-                r, s = s[0], s[1:]
-            chunk = chunk[1:]
-            negated = chunk.startswith("^")
-            if negated:
-                chunk = chunk[1:]
-            match = False
-            ranges = 0
-            while True:
-                if chunk.startswith("]") and ranges > 0:
-                    chunk = chunk[1:]
-                    break
-                lo, chunk = _class_char(chunk)
-                hi = lo
-                if chunk[0] == "-":
-                    hi, chunk = _class_char(chunk[1:])
-                if not failed and lo <= r <= hi:
-                    match = True
-                ranges += 1
-            if match == negated:
-                failed = True
-        elif head == "?":
-            if not failed:
-                if s[0] == "/":
-                    failed = True
-                s = s[1:]
-            chunk = chunk[1:]
-        else:
-            if head == "\\":
-                chunk = chunk[1:]
-                if not chunk:
-                    raise ValueError("syntax error in pattern")
-            if not failed:
-                if chunk[0] != s[0]:
-                    failed = True
-                s = s[1:]
-            chunk = chunk[1:]
-    if failed:
-        return "", False
-    return s, True
-
-
-def _class_char(chunk: str) -> tuple[str, str]:
-    if not chunk or chunk[0] in "-]":
-        raise ValueError("syntax error in pattern")
-    if chunk[0] == "\\":
-        chunk = chunk[1:]
-        if not chunk:
-            raise ValueError("syntax error in pattern")
-    ch, rest = chunk[0], chunk[1:]
-    if not rest:
-        raise ValueError("syntax error in pattern")
-    return ch, rest
 
 
 # -- patterns ------------------------------------------------------------------------------------
@@ -343,8 +225,8 @@ class IgnoreMatcher:
                 text = text[1:]
                 self.has_exceptions = True
             try:
-                filepath_match(text, ".")
-            except ValueError:
+                pathmatch.match(text, ".")
+            except InvalidArgument:
                 raise InvalidArgument(
                     f"syntax error in pattern {raw!r}", hint="check the [...] classes and escapes"
                 ) from None

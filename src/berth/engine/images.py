@@ -452,7 +452,7 @@ def _only_references(image: Image, pattern: str) -> Image:
 
 
 def _ref_matches(ref: ImageReference, pattern: str) -> bool:
-    from berth.filters import path_match
+    from berth.pathmatch import match as path_match
 
     if ":" not in pattern.rsplit("/", 1)[-1] and "@" not in pattern:
         try:

@@ -7,10 +7,10 @@ import tempfile
 
 import pytest
 
+from berth import pathmatch
 from berth.build.dockerignore import (
     IgnoreMatcher,
     MatchInfo,
-    filepath_match,
     find_ignore_file,
     go_clean,
     read_ignore_file,
@@ -78,21 +78,21 @@ def test_go_clean(path: str, clean: str) -> None:
         ("a/*", "a/", True),
     ],
 )
-def test_filepath_match(pattern: str, name: str, matched: bool) -> None:
-    assert filepath_match(pattern, name) is matched
+def test_filepath_match_like_go(pattern: str, name: str, matched: bool) -> None:
+    assert pathmatch.match(pattern, name) is matched
 
 
 @pytest.mark.parametrize(
     "pattern", ["[", "[^", "[^bc", "a[", "[]a]", "[-]", "[x-]", "[a-b-c]", "a\\"]
 )
 def test_filepath_match_bad_patterns(pattern: str) -> None:
-    with pytest.raises(ValueError):
-        filepath_match(pattern, "a")
+    with pytest.raises(InvalidArgument):
+        pathmatch.match(pattern, "a")
 
 
 def test_bad_pattern_is_reported_even_when_an_earlier_chunk_fails() -> None:
-    with pytest.raises(ValueError):
-        filepath_match("x*[", "abc")
+    with pytest.raises(InvalidArgument):
+        pathmatch.match("x*[", "abc")
 
 
 @pytest.mark.parametrize(
