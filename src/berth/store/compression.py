@@ -172,32 +172,57 @@ class _Decompressing(Protocol):
 
 
 class _Translating(io.RawIOBase):
-    """Reads from a decompressing file object, turning its errors into CorruptArchive."""
+    """Reads from a decompressing file object, turning its errors into CorruptArchive.
+
+    The inner reader is closed as soon as it ends or fails, not left to the garbage
+    collector: ISA-L's threaded reader joins its thread when closed, and a join run by the
+    collector inside CPython 3.11's thread start-up deadlocks (it takes a lock already held).
+    """
 
     def __init__(self, inner: _Decompressing, name: str) -> None:
         self._inner = inner
         self._name = name
+        self._inner_open = True
+        self._failure: BaseException | None = None
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        if not self._inner_open:  # ended: EOF again, or the same failure again
+            if self._failure is not None:
+                raise self._failure
+            return 0
         try:
-            return self._inner.readinto(buffer)
+            count = self._inner.readinto(buffer)
         except (EOFError, zlib.error, lzma.LZMAError) as exc:
-            raise _corrupt(self._name, exc) from None
-        except OSError as exc:
-            if exc.errno is not None:
-                raise
-            raise _corrupt(self._name, exc) from None
+            self._failure = _corrupt(self._name, exc)
+            self._close_inner()
+            raise self._failure from None
+        except BaseException as exc:
+            if isinstance(exc, OSError) and exc.errno is None:
+                self._failure = _corrupt(self._name, exc)
+                self._close_inner()
+                raise self._failure from None
+            self._failure = exc
+            self._close_inner()
+            raise
+        if not count and len(buffer):
+            self._close_inner()
+        return count
 
     def close(self) -> None:
         if not self.closed:
+            self._close_inner()
+        super().close()
+
+    def _close_inner(self) -> None:
+        if self._inner_open:
+            self._inner_open = False
             try:
                 self._inner.close()
             except (EOFError, OSError, zlib.error, lzma.LZMAError):
                 pass  # closing a half-read damaged stream: already reported by readinto
-        super().close()
 
 
 class _ZstdReader(io.RawIOBase):

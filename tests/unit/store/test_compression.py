@@ -24,8 +24,11 @@ PAYLOAD = os.urandom(300_000) + b"layer " * 200_000 + bytes(500_000)
 
 def _read(stream: io.BufferedIOBase | object, step: int = 65536) -> bytes:
     parts = []
-    while chunk := stream.read(step):  # type: ignore[attr-defined]
-        parts.append(chunk)
+    try:
+        while chunk := stream.read(step):  # type: ignore[attr-defined]
+            parts.append(chunk)
+    finally:
+        stream.close()  # type: ignore[attr-defined]
     return b"".join(parts)
 
 
@@ -181,3 +184,30 @@ def test_gzip_reader_thread_does_not_outlive_close() -> None:
     stream.read(1000)
     stream.close()
     assert threading.active_count() == before
+
+
+def _decompressor(stream: object) -> io.RawIOBase:
+    """The ISA-L threaded reader under a stream from open_decompressed."""
+    return stream.raw._inner  # type: ignore[attr-defined,no-any-return]
+
+
+def test_a_gzip_stream_read_to_its_end_closes_its_reader_before_close() -> None:
+    """The threaded reader is closed (its thread joined) when it ends, never left for the
+    garbage collector to close: a join run by the collector can deadlock CPython 3.11's
+    thread start-up (it takes a lock the start-up holds)."""
+    stream = open_decompressed(io.BytesIO(gzip.compress(PAYLOAD)), "gzip")
+    while stream.read(65536):
+        pass
+    assert _decompressor(stream).closed
+    assert stream.read(10) == b""  # still at its end
+    stream.close()
+
+
+def test_a_failing_gzip_stream_closes_its_reader_and_keeps_failing() -> None:
+    stream = open_decompressed(io.BytesIO(b"this is not gzip" * 100), "gzip")
+    with pytest.raises(CorruptArchive):
+        stream.read(65536)
+    assert _decompressor(stream).closed
+    with pytest.raises(CorruptArchive):
+        stream.read(65536)
+    stream.close()
