@@ -198,7 +198,16 @@ def run(inv: Invocation) -> int:
         engine.containers.start(container)
         write(container.id + "\n")
         return 0
+    if options.tty and options.stdin_open:
+        return _run_interactive(engine, container, inv.get_str("detach_keys") or "ctrl-p,ctrl-q")
     return _run_attached(engine, container, options, sig_proxy=inv.get_bool("sig_proxy"))
+
+
+def _run_interactive(engine: Engine, container: Container, detach_keys: str) -> int:
+    """``run -it``: started by the store's supervisor and attached in the same step (as
+    Docker's client attaches, then starts), so the detach keys leave it running, as in Docker,
+    and ``berth attach`` comes back to it."""
+    return engine.containers.start_attached(container, detach_keys=detach_keys)
 
 
 def _run_attached(

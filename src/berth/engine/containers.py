@@ -479,7 +479,41 @@ class ContainerCollection:
         record = self.records.get(container.id)
         if record.running:
             return  # docker start of a running container is a no-op
-        self._supervisor().start(record.id)
+        try:
+            self._supervisor().start(record.id)
+        except BerthError:
+            self._remove_if_start_failed(container)
+            raise
+
+    def start_attached(self, container: Container, *, detach_keys: str) -> int:
+        """Start ``container`` through the store's supervisor with this process's terminal
+        attached (``run -it``): its exit code, or 0 when the user types the detach keys and
+        leaves it running."""
+        try:
+            return int(
+                self._supervisor().attach(
+                    container.id,
+                    stdin=True,
+                    stdout=True,
+                    stderr=True,
+                    tty=True,
+                    start=True,
+                    detach_keys=detach_keys,
+                )
+            )
+        except BerthError:
+            self._remove_if_start_failed(container)
+            raise
+
+    def _remove_if_start_failed(self, container: Container) -> None:
+        """An ``--rm`` container that could not start is removed, as Docker's daemon does."""
+        try:
+            record = self.records.get(container.id)
+        except ContainerNotFound:
+            return
+        if record.host_config.get("AutoRemove") and not record.running:
+            with suppress(BerthError):
+                self.remove(container, force=True, volumes=True)
 
     def stop(
         self, container: Container, *, timeout: int | None = None, signal_name: str | None = None

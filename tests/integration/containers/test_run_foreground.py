@@ -23,6 +23,16 @@ def test_output_exit_codes_and_rm(cli: BerthCLI, busybox: str) -> None:
     assert cli("ps", "-aq") == ""  # --rm removed them all, failed starts included
 
 
+def test_detached_rm_container_that_cannot_start_is_removed(cli: BerthCLI, busybox: str) -> None:
+    missing = cli.run("run", "-d", "--rm", "busybox", "no-such-command")
+    assert missing.returncode == 127
+    assert "executable file not found" in missing.stderr
+    assert cli("ps", "-aq") == ""  # as Docker's daemon removes it
+    kept = cli.run("run", "-d", "--name", "kept", "busybox", "no-such-command")
+    assert kept.returncode == 127
+    assert cli("ps", "-a", "--format", "{{.Names}} {{.Status}}").split() == ["kept", "Created"]
+
+
 def test_docker_defaults_inside(cli: BerthCLI, busybox: str) -> None:
     script = "id; hostname; echo $HOME; pwd; grep -E '^(CapEff|NoNewPrivs|Seccomp):' " \
         "/proc/self/status"
