@@ -12,14 +12,17 @@ created) as a symlink, never followed.
 
 Writing (:func:`write_tree`): the entry for the source is named ``name`` (``"."`` for "the
 contents of this directory"), children below it; PAX format, numeric owners, hardlinks
-within the tree kept as hardlinks, sockets skipped. Directories on ``skip_devices`` (procfs,
-sysfs... of a running container) are archived as empty directories.
+within the tree kept as hardlinks, sockets skipped, extended attributes of files and
+directories as ``SCHILY.xattr.*`` records (not overlayfs' own ``trusted.overlay.*``).
+Directories on ``skip_devices`` (procfs, sysfs... of a running container) are archived as
+empty directories.
 
 Extracting (:func:`extract`): entries land under ``dest``; a name that climbs out of it
 (``../x``) is refused, missing parent directories are made (0755), an existing entry is
 replaced except that a directory is never replaced by a non-directory or the other way round
-(Docker's rule for ``cp``). Owners are the archive's or the ones given. Directory times are set
-last, so adding children does not disturb them.
+(Docker's rule for ``cp``). Owners are the archive's or the ones given; extended attributes
+are set where the filesystem takes them (as Docker, an ENOTSUP or EPERM skips one). Directory
+times are set last, so adding children does not disturb them.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ __all__ = ["ExtractOptions", "extract", "stat_in_root", "write_tree"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
+_XATTR = "SCHILY.xattr."
+_SKIPPED_XATTRS = ("trusted.overlay.",)  # overlayfs' bookkeeping, never content
 
 
 # --------------------------------------------------------------------------------- reading
@@ -119,6 +124,7 @@ class _TreeTar:
                 return  # swapped for something else since the stat: leave it out
             try:
                 info.size = os.fstat(own).st_size
+                _add_xattrs(info, own)
                 with open(os.dup(own), "rb", buffering=_CHUNK) as file:
                     self.tar.addfile(info, _Padded(file, info.size))
             finally:
@@ -147,12 +153,13 @@ class _TreeTar:
         fd: int | None,
     ) -> None:
         info.type = tarfile.DIRTYPE
-        if name != ".":
-            self.tar.addfile(info)
-        if st.st_dev in self.skip:
-            return
         own = fd if fd is not None else os.open(entry_name, _DIR_FLAGS, dir_fd=dir_fd)
         try:
+            if name != ".":
+                _add_xattrs(info, own)
+                self.tar.addfile(info)
+            if st.st_dev in self.skip:
+                return
             prefix = "" if name == "." else name + "/"
             for child in sorted(os.listdir(own)):
                 try:
@@ -179,6 +186,38 @@ def _open_regular(dir_fd: int, name: str) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def _add_xattrs(info: tarfile.TarInfo, fd: int) -> None:
+    """The extended attributes of the open file ``fd`` into ``info``'s PAX records."""
+    try:
+        names = os.listxattr(fd)
+    except OSError:
+        return  # a filesystem without xattrs
+    records = dict(info.pax_headers)
+    for key in names:
+        if key.startswith(_SKIPPED_XATTRS):
+            continue
+        try:
+            value = os.getxattr(fd, key)
+        except OSError:
+            continue  # removed since the listing
+        records[_XATTR + key] = value.decode("utf-8", "surrogateescape")
+    info.pax_headers = records
+
+
+def _set_xattrs(fd: int, member: tarfile.TarInfo) -> None:
+    for record, text in member.pax_headers.items():
+        if not record.startswith(_XATTR):
+            continue
+        key = record[len(_XATTR):]
+        if key.startswith(_SKIPPED_XATTRS):
+            continue
+        try:
+            os.setxattr(fd, key, text.encode("utf-8", "surrogateescape"))
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTSUP, errno.EPERM):
+                raise
 
 
 def write_tree(
@@ -439,6 +478,14 @@ def _apply_metadata(
     os.chown(name, uid, gid, dir_fd=parent_fd, follow_symlinks=False)
     if not link:  # chmod after chown: chown clears setuid bits
         _chmod_at(parent_fd, name, member.mode & 0o7777)
+    if (member.isreg() or member.isdir()) and any(r.startswith(_XATTR) for r in member.pax_headers):
+        # after chown too, which drops security.capability
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_DIRECTORY if is_dir else 0)
+        fd = os.open(name, flags, dir_fd=parent_fd)
+        try:
+            _set_xattrs(fd, member)
+        finally:
+            os.close(fd)
     if not is_dir:
         mtime = int(member.mtime)
         os.utime(name, (mtime, mtime), dir_fd=parent_fd, follow_symlinks=False)

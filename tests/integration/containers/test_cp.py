@@ -262,3 +262,24 @@ def test_python_api_get_and_put_archive(store_root: str, busybox: str) -> None:
         _, bin_stat = container.get_archive("/bin")
         assert bin_stat["mode"] & (1 << 31)  # Go's ModeDir
         container.remove()
+
+
+def test_extended_attributes_go_both_ways(cli: BerthCLI, box: str, tmp_path: Path) -> None:
+    """User xattrs and file capabilities (security.capability) survive cp in and out, also
+    with the owner changed on the way (a chown drops file capabilities: set after it)."""
+    source = tmp_path / "in"
+    source.mkdir()
+    tool = source / "tool"
+    tool.write_text("#!/bin/sh\n")
+    os.setxattr(tool, "user.berth.note", b"kept\xff")
+    subprocess.run(["setcap", "cap_net_raw+ep", str(tool)], check=True)
+    os.setxattr(source, "user.berth.dir", b"d")
+    cli("cp", str(source), f"{box}:/xattrs")
+    out = tmp_path / "out"
+    cli("cp", f"{box}:/xattrs", str(out))
+    assert os.getxattr(out / "tool", "user.berth.note") == b"kept\xff"
+    assert os.getxattr(out, "user.berth.dir") == b"d"
+    caps = subprocess.run(
+        ["getcap", str(out / "tool")], capture_output=True, text=True, check=True
+    )
+    assert "cap_net_raw" in caps.stdout
