@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import select
+import struct
+import termios
 import time
 
 
@@ -16,6 +19,10 @@ class Terminal:
         if self.pid == 0:  # pragma: no cover - the child
             os.execve(argv[0], argv, env)
         self.output = b""
+
+    def resize(self, rows: int, columns: int) -> None:
+        """Set the window size, as a terminal window does (the foreground job gets SIGWINCH)."""
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
     def read_for(self, seconds: float) -> bytes:
         start = len(self.output)

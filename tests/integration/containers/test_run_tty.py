@@ -62,6 +62,24 @@ def test_detach_keys_leave_run_it_running_and_attach_comes_back(
     assert cli("ps", "-aq") == ""
 
 
+def test_the_terminal_size_reaches_the_container_and_follows_it(
+    cli: BerthCLI, busybox: str
+) -> None:
+    term = Terminal([BERTH, "run", "--rm", "-it", "busybox", "sh"], cli.env())
+    term.resize(33, 97)
+    term.wait_for(b"/ # ")
+    term.send(b"stty size\r")
+    term.wait_for(b"33 97")
+    term.resize(41, 120)  # the window changes: berth gets SIGWINCH and passes the size on
+    for _ in range(50):
+        term.send(b"stty size\r")
+        if b"41 120" in term.read_for(0.2):
+            break
+    assert b"41 120" in term.output
+    term.send(b"exit\r")
+    assert term.wait() == 0
+
+
 def test_run_it_rm_that_cannot_start_is_removed(cli: BerthCLI, busybox: str) -> None:
     term = Terminal([BERTH, "run", "--rm", "-it", "busybox", "no-such-command"], cli.env())
     assert term.wait() == 127
