@@ -279,6 +279,7 @@ class _Builder:
             tags=names,
             vertices=vertices,
             cache_keys=self.env.cache_keys,
+            warnings=self.progress.warnings,
         )
 
     def _check_syntax(self, dockerfile: Dockerfile) -> None:
@@ -480,6 +481,30 @@ class _Builder:
             return ""
         return (stage.name or f"stage-{stage.index}") + " "
 
+    def _check_base_platform(self, stage: Stage, base_name: str, config: ImageConfig) -> None:
+        """BuildKit's InvalidBaseImagePlatform warning: ``FROM --platform=X`` found a local
+        image of another platform (berth builds with it, as BuildKit does with a local one)."""
+        _, wanted_text = expand_from(
+            stage, self.global_args, self.dockerfile.escape, self.dockerfile.filename
+        )
+        if not wanted_text:
+            return
+        from berth.oci.manifest import Platform
+
+        try:
+            wanted = Platform.parse(wanted_text)
+        except BerthError as exc:
+            raise BuildError(
+                f"{self.dockerfile.filename}:{stage.from_.start_line}: {exc.message}"
+            ) from None
+        found = f"{config.os}/{config.architecture}"
+        if (wanted.os, wanted.architecture) != (config.os, config.architecture):
+            self.progress.warn(
+                f"InvalidBaseImagePlatform: Base image {base_name} was pulled with platform "
+                f'"{found}", expected "{wanted.os}/{wanted.architecture}" for current build '
+                f"(line {stage.from_.start_line})"
+            )
+
     def _build_stage(self, stage: Stage) -> _StageResult:
         d = self.dockerfile
         where = f"{d.filename}:{stage.from_.start_line}"
@@ -506,6 +531,7 @@ class _Builder:
             shown = "scratch"
         else:
             record, config = self._image(base_name, where, pull_allowed=True)
+            self._check_base_platform(stage, base_name, config)
             config = copy.deepcopy(config)
             scope = StageScope.for_stage(
                 d, self.global_args, self.options.build_args, base_config=config.config

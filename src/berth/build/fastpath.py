@@ -92,6 +92,7 @@ def record_build(
     tags: Mapping[str, str],
     vertices: Sequence[str],
     cache_keys: Sequence[str],
+    warnings: Sequence[str] = (),
 ) -> bool:
     """Remember a finished build; False (nothing written) when a timestamp is racy.
 
@@ -110,6 +111,7 @@ def record_build(
             "tags": dict(tags),
             "vertices": list(vertices),
             "cache_keys": list(cache_keys),
+            "warnings": list(warnings),
         }
     )
     conn = sqlite3.connect(db_path, timeout=60, isolation_level=None)
@@ -127,7 +129,8 @@ def record_build(
 def replay(db_path: str, key: str, tags: Sequence[str]) -> tuple[str, list[str]] | None:
     """``(image id, output lines)`` if the recorded build ``key`` still holds, else None.
 
-    The lines are what the build prints (every step ``CACHED``), without their newlines."""
+    The lines are what the build prints (its warnings again, every step ``CACHED``), without
+    their newlines."""
     if not os.path.exists(db_path):
         return None
     try:
@@ -175,7 +178,8 @@ def _replay(
     finally:
         conn.execute("COMMIT")
     _touch(conn, key, data["cache_keys"])
-    return image_id, _output(image_id, data["vertices"], [known[t] for t in tags])
+    warnings = [f"WARNING: {text}" for text in data.get("warnings", ())]
+    return image_id, warnings + _output(image_id, data["vertices"], [known[t] for t in tags])
 
 
 def _output(image_id: str, vertices: Sequence[str], names: Sequence[str]) -> list[str]:

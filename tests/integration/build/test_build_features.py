@@ -137,6 +137,28 @@ def test_run_steps_network_bridge_by_default_none_and_host(
     assert "lo" in host_links and set(files["host-nets"].decode().split()) & (host_links - {"lo"})
 
 
+def test_from_platform_of_another_arch_warns_as_buildkit(bcli, busybox, make_context, no_leaks):
+    ctx = make_context(
+        {
+            "Dockerfile": "FROM --platform=$BUILDPLATFORM busybox AS tools\n"
+            "ARG TARGETARCH\nRUN echo $TARGETARCH > /arch\n"
+            "FROM --platform=linux/arm64 busybox\nCOPY --from=tools /arch /arch\n",
+        }
+    )
+    for _ in range(2):  # built, then proven unchanged from the cache: the same warning
+        result = bcli.build(ctx, "--progress", "plain")
+        assert result.returncode == 0, result.stderr
+        warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
+        assert warnings == [
+            'WARNING: InvalidBaseImagePlatform: Base image busybox was pulled with platform '
+            '"linux/amd64", expected "linux/arm64" for current build (line 4)'
+        ]
+    bad = make_context({"Dockerfile": "FROM --platform=not/a/platform/at/all busybox\n"})
+    failed = bcli.build(bad)
+    assert failed.returncode != 0 and "Dockerfile:1" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
 def test_only_the_stages_the_target_needs_are_built(bcli, busybox, make_context, no_leaks):
     ctx = make_context(
         {

@@ -58,7 +58,7 @@ def _stats(*paths: str) -> dict:
     return out
 
 
-def _record(db: str, stats: dict, key: str = "k") -> bool:
+def _record(db: str, stats: dict, key: str = "k", warnings: tuple[str, ...] = ()) -> bool:
     return fastpath.record_build(
         db,
         key,
@@ -68,6 +68,7 @@ def _record(db: str, stats: dict, key: str = "k") -> bool:
         tags={"app": "docker.io/library/app:latest"},
         vertices=["[1/2] FROM docker.io/library/busybox", "[2/2] COPY f /f"],
         cache_keys=["c"],
+        warnings=warnings,
     )
 
 
@@ -82,6 +83,15 @@ def test_an_unchanged_build_replays(db, context, monkeypatch):
     assert f"#3 writing image {IMAGE} done" in lines
     assert "#3 naming to docker.io/library/app:latest done" in lines
     assert fastpath.replay(db, "other-key", ["app"]) is None
+
+
+def test_a_replay_prints_the_builds_warnings_again(db, context, monkeypatch):
+    monkeypatch.setattr(fastpath, "RACY_WINDOW_NS", 0)
+    warning = "One or more build-args [UNUSED] were not consumed"
+    assert _record(db, _stats(str(context / "f")), warnings=(warning,))
+    replayed = fastpath.replay(db, "k", ["app"])
+    assert replayed is not None
+    assert replayed[1][0] == f"WARNING: {warning}"
 
 
 @pytest.mark.parametrize(
