@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -31,9 +32,15 @@ def release_store(root: str) -> None:
     end_supervisor(root)  # a safety net: whatever still runs for this store, by its PID
 
 
-def _berth_host_network_state() -> set[str]:
-    """berth's nftables tables and links on the host (they all carry berth's name)."""
+def _berth_host_state() -> set[str]:
+    """berth's nftables tables, links and top-level cgroups on the host (they all carry
+    berth's name)."""
     found = {f"link {name}" for name in os.listdir("/sys/class/net") if "berth" in name}
+    for hierarchy in os.listdir(CGROUPS):
+        top = os.path.join(CGROUPS, hierarchy)
+        if os.path.isdir(top) and not os.path.islink(top):
+            found |= {f"cgroup {top}/{name}" for name in os.listdir(top)
+                      if name.startswith("berth") and os.path.isdir(os.path.join(top, name))}
     if shutil.which("nft"):
         listing = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True,
                                  check=False)
@@ -43,29 +50,34 @@ def _berth_host_network_state() -> set[str]:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[_HOST_NETWORK] = _berth_host_network_state()
+    session.config.stash[_HOST_STATE] = _berth_host_state()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """The host's network state after the suite equals the state before it: anything of
-    berth's left behind fails the run (and is removed, so the next run starts clean)."""
-    before = session.config.stash.get(_HOST_NETWORK, None)
+    """The host after the suite is as it was before: any table, link or cgroup of berth's
+    left behind fails the run (and is removed, so the next run starts clean)."""
+    before = session.config.stash.get(_HOST_STATE, None)
     if before is None:
         return
-    leftovers = sorted(_berth_host_network_state() - before)
+    leftovers = sorted(_berth_host_state() - before)
     if not leftovers:
         return
     for item in leftovers:
         kind, name = item.split(" ", 1)
         if kind == "table":
             subprocess.run(["nft", "delete", "table", "inet", name], check=False)
-        else:
+        elif kind == "link":
             subprocess.run(["ip", "link", "delete", name], check=False)
-    sys.stderr.write(f"\nthe tests left berth's network state on the host: {leftovers}\n")
+        else:
+            for directory, _, _ in sorted(os.walk(name), key=lambda w: -len(w[0])):
+                with contextlib.suppress(OSError):
+                    os.rmdir(directory)
+    sys.stderr.write(f"\nthe tests left berth's state on the host: {leftovers}\n")
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-_HOST_NETWORK = pytest.StashKey[set[str]]()
+CGROUPS = "/sys/fs/cgroup"
+_HOST_STATE = pytest.StashKey[set[str]]()
 
 
 def _dev_null_is_a_device() -> bool:

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from tests.conftest import release_store
 from tests.support.berthcli import BerthCLI
 
 pytestmark = pytest.mark.root
@@ -183,3 +184,10 @@ def test_the_same_container_through_each_runtime(cli: BerthCLI, busybox: str, ru
     assert result.stdout.splitlines() == [
         "uid=0(root) gid=0(root) groups=0(root),10(wheel)", "samehost", "mounted",
         "CapEff:\t00000000a80425fb", "256", "samehost"]
+    # released, the store leaves no cgroup of its name in any hierarchy (runc and crun also
+    # use the named name=systemd one, which berth's runtime does not)
+    release_store(cli.root)
+    parent = cli.store_cgroup()
+    left = [h for h in os.listdir("/sys/fs/cgroup")
+            if os.path.isdir(os.path.join("/sys/fs/cgroup", h, parent))]
+    assert left == []

@@ -135,9 +135,13 @@ def prune_parent(parent: str, *, layout: Layout | None = None,
     mounts = list(layout.v1.items())
     if layout.unified:
         mounts.append(("", layout.unified))
-    for key, mount in mounts:
-        root = layout.v1_roots.get(key, "/") if key else layout.unified_root
-        directory = join_cgroup(mount, root, path)
+    directories = [
+        join_cgroup(mount, layout.v1_roots.get(key, "/") if key else layout.unified_root, path)
+        for key, mount in mounts
+    ]
+    # where runc and crun (``--runtime``) also put containers: berth's runtime does not
+    directories += [join_cgroup(mount, root, path) for mount, root in layout.named.values()]
+    for directory in directories:
         try:
             fs.rmdir(directory)
         except OSError:

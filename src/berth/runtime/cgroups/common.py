@@ -86,10 +86,12 @@ class Layout(Value):
     ``mode``: "v1", "hybrid" or "v2". ``v1``: controller name -> mount point (controllers
     mounted together share one). ``v1_roots``: controller -> the cgroup path that mount shows
     (``/`` unless the mount is of a sub-tree, as inside a container). ``unified``: the v2 mount
-    point, if any.
+    point, if any. ``named``: v1 hierarchies without controllers (``name=systemd``) -> (mount
+    point, root); berth puts no container there, but runc and crun do, so the parents they
+    leave are pruned there too.
     """
 
-    __slots__ = ("mode", "unified", "unified_root", "v1", "v1_roots")
+    __slots__ = ("mode", "named", "unified", "unified_root", "v1", "v1_roots")
 
     def __init__(
         self,
@@ -98,12 +100,14 @@ class Layout(Value):
         v1_roots: dict[str, str] | None = None,
         unified: str | None = None,
         unified_root: str = "/",
+        named: dict[str, tuple[str, str]] | None = None,
     ) -> None:
         self.mode = mode
         self.v1 = {} if v1 is None else v1
         self.v1_roots = {} if v1_roots is None else v1_roots
         self.unified = unified
         self.unified_root = unified_root
+        self.named = {} if named is None else named
 
     def to_json(self) -> dict[str, Any]:
         return {"mode": self.mode, "v1": dict(self.v1), "v1_roots": dict(self.v1_roots),
@@ -136,6 +140,7 @@ def parse_mountinfo(text: str) -> Layout:
     v1_roots: dict[str, str] = {}
     unified: str | None = None
     unified_root = "/"
+    named: dict[str, tuple[str, str]] = {}
     for line in text.splitlines():
         fields = line.split()
         if "-" not in fields:
@@ -152,6 +157,8 @@ def parse_mountinfo(text: str) -> Layout:
                 if option in V1_CONTROLLERS and option not in v1:
                     v1[option] = mount_point
                     v1_roots[option] = root
+                elif option.startswith("name=") and option[5:] not in named:
+                    named[option[5:]] = (mount_point, root)
     if v1:
         mode = "hybrid" if unified else "v1"
     elif unified:
@@ -161,7 +168,7 @@ def parse_mountinfo(text: str) -> Layout:
             "no cgroup filesystem is mounted",
             hint="mount cgroup2 on /sys/fs/cgroup (or the v1 controllers under it)",
         )
-    return Layout(mode, v1, v1_roots, unified, unified_root)
+    return Layout(mode, v1, v1_roots, unified, unified_root, named)
 
 
 def detect_layout(mountinfo: str = MOUNTINFO) -> Layout:
