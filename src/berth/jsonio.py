@@ -37,7 +37,16 @@ class _DecoderContext:
         return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
 
 
+class _StrictDecoderContext(_DecoderContext):
+    """The same, refusing ``NaN`` and ``Infinity`` (not JSON; Go's decoder refuses them)."""
+
+    @staticmethod
+    def parse_constant(name: str) -> float:
+        raise ValueError(f"{name} is not JSON")
+
+
 _scan_once = _json.make_scanner(_DecoderContext())  # type: ignore[arg-type]
+_scan_strict = _json.make_scanner(_StrictDecoderContext())  # type: ignore[arg-type]
 
 
 def _unserialisable(obj: object) -> object:
@@ -52,8 +61,10 @@ _encode_spaced_sorted = _json.make_encoder(
 )
 
 
-def loads(text: str | bytes) -> Any:
-    """Parse one JSON document; raises :class:`ValueError` (with the offset) when it is not."""
+def loads(text: str | bytes, *, constants: bool = True) -> Any:
+    """Parse one JSON document; raises :class:`ValueError` (with the offset) when it is not.
+
+    ``constants=False`` refuses ``NaN`` and ``Infinity``, as Go's decoder does."""
     if isinstance(text, bytes):  # as .decode("utf-8-sig"), without importing that codec
         text = text.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
     start = 0
@@ -61,7 +72,7 @@ def loads(text: str | bytes) -> Any:
     while start < end and text[start] in _WHITESPACE:
         start += 1
     try:
-        value, stop = _scan_once(text, start)
+        value, stop = (_scan_once if constants else _scan_strict)(text, start)
     except StopIteration as exc:
         raise ValueError(f"invalid JSON at offset {exc.value}") from None
     while stop < end and text[stop] in _WHITESPACE:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import _json
 
+from berth import jsonio
 from berth.build.lazy_re import compiled
 from berth.build.shellwords import ShellLex, is_go_space
 from berth.errors import DockerfileSyntaxError
@@ -573,53 +574,13 @@ class _NotJSON(Exception):
     pass
 
 
-class _StrictJSON:
-    """What ``_json.make_scanner`` reads from a decoder: ``json.loads``'s defaults, except that
-    ``NaN`` and ``Infinity`` are refused (BuildKit's Go decoder does not know them)."""
-
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    memo: dict[str, str]
-
-    def __init__(self) -> None:
-        self.memo = {}
-
-    @staticmethod
-    def parse_constant(name: str) -> object:
-        raise ValueError(f"{name} is not JSON")
-
-
-_scan_json = _json.make_scanner(_StrictJSON())  # type: ignore[arg-type]
-_JSON_BLANKS = " \t\n\r"
-
-
-def _json_loads(text: str) -> object:
-    """``json.loads(text, parse_constant=<refuse>)`` without importing :mod:`json` (its parser
-    is the same C scanner); raises ValueError when ``text`` is not one JSON value."""
-    start, end = 0, len(text)
-    while start < end and text[start] in _JSON_BLANKS:
-        start += 1
-    try:
-        value, stop = _scan_json(text, start)
-    except StopIteration:
-        raise ValueError("not JSON") from None
-    while stop < end and text[stop] in _JSON_BLANKS:
-        stop += 1
-    if stop != end:
-        raise ValueError("extra data after the JSON value")
-    return value
-
-
 def parse_json_array(rest: str) -> list[str]:
     """A JSON array of strings; raises _NotJSON when ``rest`` is not JSON at all."""
     rest = rest.lstrip(_GO_SPACE_CHARS)
     if not rest.startswith("["):
         raise _NotJSON
     try:
-        value = _json_loads(rest)
+        value = jsonio.loads(rest, constants=False)
     except (ValueError, RecursionError):
         raise _NotJSON from None
     if not isinstance(value, list):

@@ -39,10 +39,10 @@ def build(inv: Invocation) -> int:
     if not inv.get_bool("no_cache") and not inv.get_bool("pull"):
         # a fully cached rebuild is proven without importing the builder (berth.build.fastpath)
         from berth.build.fastpath import attempt
+        from berth.store.paths import default_root
 
-        root = os.environ.get("BERTH_ROOT") or "/var/lib/berth"
         replayed = attempt(
-            root,
+            default_root(),
             context=context,
             dockerfile=dockerfile,
             build_args=build_args,
