@@ -199,15 +199,12 @@ def run(inv: Invocation) -> int:
         write(container.id + "\n")
         return 0
     if options.tty and options.stdin_open:
-        return _run_interactive(engine, container, inv.get_str("detach_keys") or "ctrl-p,ctrl-q")
+        # attached and started in one step by the supervisor, as Docker's client does: the
+        # detach keys leave it running, and `berth attach` comes back to it
+        return engine.containers.start_attached(
+            container, stdin=True, detach_keys=inv.get_str("detach_keys") or "ctrl-p,ctrl-q"
+        )
     return _run_attached(engine, container, options, sig_proxy=inv.get_bool("sig_proxy"))
-
-
-def _run_interactive(engine: Engine, container: Container, detach_keys: str) -> int:
-    """``run -it``: started by the store's supervisor and attached in the same step (as
-    Docker's client attaches, then starts), so the detach keys leave it running, as in Docker,
-    and ``berth attach`` comes back to it."""
-    return engine.containers.start_attached(container, detach_keys=detach_keys)
 
 
 def _run_attached(
@@ -286,21 +283,10 @@ def start(inv: Invocation) -> int:
         raise InvalidArgument("you cannot start and attach multiple containers at once")
     if attach:
         engine = Engine()
-        container = engine.containers.get(inv.args[0])
-        from berth.monitor.client import SupervisorClient
-
-        client = SupervisorClient.ensure(engine.paths)
-        tty = bool(container.record.config.get("Tty"))
-        return int(
-            client.attach(
-                container.id,
-                stdin=inv.get_bool("interactive"),
-                stdout=True,
-                stderr=True,
-                tty=tty,
-                start=True,
-                detach_keys=inv.get_str("detach_keys") or "ctrl-p,ctrl-q",
-            )
+        return engine.containers.start_attached(
+            engine.containers.get(inv.args[0]),
+            stdin=inv.get_bool("interactive"),
+            detach_keys=inv.get_str("detach_keys") or "ctrl-p,ctrl-q",
         )
     return _each(inv, lambda engine, c: engine.containers.start(c))
 

@@ -485,18 +485,18 @@ class ContainerCollection:
             self._remove_if_start_failed(container)
             raise
 
-    def start_attached(self, container: Container, *, detach_keys: str) -> int:
-        """Start ``container`` through the store's supervisor with this process's terminal
-        attached (``run -it``): its exit code, or 0 when the user types the detach keys and
-        leaves it running."""
+    def start_attached(self, container: Container, *, stdin: bool, detach_keys: str) -> int:
+        """Start ``container`` through the store's supervisor with this process's stdio
+        attached (``run -it``, ``start -a``): its exit code, or 0 when the user types the
+        detach keys and leaves it running."""
         try:
             return int(
                 self._supervisor().attach(
                     container.id,
-                    stdin=True,
+                    stdin=stdin,
                     stdout=True,
                     stderr=True,
-                    tty=True,
+                    tty=bool(container.record.config.get("Tty")),
                     start=True,
                     detach_keys=detach_keys,
                 )

@@ -191,3 +191,13 @@ def test_the_same_container_through_each_runtime(cli: BerthCLI, busybox: str, ru
     left = [h for h in os.listdir("/sys/fs/cgroup")
             if os.path.isdir(os.path.join("/sys/fs/cgroup", h, parent))]
     assert left == []
+
+
+def test_start_attached_gets_output_and_exit_code(cli: BerthCLI, busybox: str) -> None:
+    cli("create", "--name", "later", "busybox", "sh", "-c", "echo from-later; exit 3")
+    started = cli.run("start", "-a", "later")
+    assert (started.returncode, started.stdout) == (3, "from-later\n")
+    cli("create", "--rm", "--name", "broken", "busybox", "no-such-command")
+    failed = cli.run("start", "-a", "broken")
+    assert failed.returncode == 127 and "executable file not found" in failed.stderr
+    assert cli("ps", "-a", "--format", "{{.Names}}").split() == ["later"]  # --rm: removed
