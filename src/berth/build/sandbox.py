@@ -4,8 +4,9 @@ The root filesystem is the step's overlay mount (the current layers plus a fresh
 :class:`berth.build.snapshot.StepSpace`). The spec is Docker's defaults for a build container:
 its 14 capabilities and seccomp profile, masked and read-only paths, ``/proc``, ``/dev``,
 ``/sys``; hostname ``buildkitsandbox``; the host's ``/etc/resolv.conf`` (read-only) and a
-small ``/etc/hosts``; the network of the host (``--network host`` or ``default``, until
-berth has build networks) or none (a fresh network namespace, ``--network none``).
+small ``/etc/hosts``; the store's default bridge network (an address of the step's own, NAT
+out, and a resolv.conf with the host's resolvers), the host's network (``--network host``,
+with the host's ``/etc/resolv.conf``) or none (a fresh network namespace, ``--network none``).
 
 ``RUN --mount`` types, each prepared on the host before the run and undone after it:
 
@@ -187,7 +188,7 @@ def run_container(
     container_id = "build-" + os.urandom(8).hex()
     network = _StepNetwork(store, container_id, bundle_dir) if run.network == "bridge" else None
     try:
-        if network is not None:
+        if network is not None:  # its resolvers in place of the host's (same mount point)
             run.mounts = [
                 network.resolv_conf if m.destination == "/etc/resolv.conf" else m
                 for m in run.mounts

@@ -180,7 +180,7 @@ class BuildEnv(Value):
         self.context = context
         self.active = active
         self.no_cache = no_cache
-        self.network = network  # the build's --network: "host" or "none"
+        self.network = network  # the build's --network: "bridge" (the default), "host" or "none"
         self.build_args = build_args
         self.secrets = secrets
         self.source_root = source_root  # (reference, where) -> stage or image
@@ -438,7 +438,7 @@ class _RunStep(_Step):
 
         mounts: list[PreparedMount] = []
         env: list[tuple[str, str]] = []
-        if self.network != "none":
+        if self.network != "none":  # on the bridge, the sandbox puts the step network's in
             mounts.append(
                 PreparedMount("/etc/resolv.conf", "bind", host_resolv_conf(), ("rbind", "ro"))
             )
