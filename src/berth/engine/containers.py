@@ -445,9 +445,7 @@ class ContainerCollection:
             _close_write_ends(stdio, pipes)
             if writer is not None:
                 writer.close()
-            if record.host_config.get("AutoRemove"):
-                with suppress(BerthError):
-                    launcher.remove(record.id, volumes=True)
+            self._remove_if_start_failed(container)
             raise
         _close_write_ends(stdio, pipes)
         try:
