@@ -40,6 +40,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -67,7 +68,9 @@ class Setup:
     def __init__(self, work: str) -> None:
         self.work = work
         self.store = os.path.join(work, "store")
-        self.env = {**ENV, "BERTH_ROOT": self.store}
+        # a fork server of the benchmark's own (berth.cli.forkserver), ended at cleanup
+        self.forkserver_dir = os.path.join(work, "forkserver")
+        self.env = {**ENV, "BERTH_ROOT": self.store, "BERTH_FORKSERVER_DIR": self.forkserver_dir}
         self.bundle = os.path.join(work, "bundle")
         self.bundle_hostnet = os.path.join(work, "bundle-hostnet")
         self.bundle_berth = os.path.join(work, "bundle-berth-config")
@@ -119,6 +122,30 @@ def prepare(setup: Setup) -> None:
     quiet(setup.berth("save", "-o", archive, "busybox"), setup.env)
     quiet([*setup.podman(), "load", "-q", "-i", archive])
     berths_bundle(setup, rootfs)
+    wait_for_forkserver(setup)
+
+
+def wait_for_forkserver(setup: Setup) -> None:
+    """The commands above started the fork server: wait until it serves."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        proc = subprocess.run(setup.berth("version"), env={**setup.env, "BERTH_TRACE": "1"},
+                              capture_output=True, text=True, check=False)
+        if "forked by the fork server" in proc.stderr:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("berth's fork server did not start")
+
+
+def forkserver_pid(setup: Setup) -> int | None:
+    if not os.path.isdir(setup.forkserver_dir):
+        return None
+    for name in os.listdir(setup.forkserver_dir):
+        if name.endswith(".lock"):
+            with open(os.path.join(setup.forkserver_dir, name)) as f:
+                text = f.read().strip()
+            return int(text) if text.isdigit() else None
+    return None
 
 
 def berths_bundle(setup: Setup, rootfs: str) -> None:
@@ -169,7 +196,12 @@ def main_commands(setup: Setup) -> dict[str, list[str]]:
         "berth run --rm --network none": setup.berth(
             "run", "--rm", "--network", "none", "busybox", "true"
         ),
-        # the same without berth.runtime.cgroups.warm (through env(1): ~1 ms more)
+        # the same in a process of its own, with no fork server (through env(1): ~1 ms more)
+        "berth run, no fork server": [
+            "/usr/bin/env", "BERTH_NO_FORKSERVER=1",
+            *setup.berth("run", "--rm", "--network", "none", "busybox", "true"),
+        ],
+        # the same without berth.runtime.cgroups.warm
         "berth run, no cgroup warm-up": [
             "/usr/bin/env", "BERTH_NO_WARM=1",
             *setup.berth("run", "--rm", "--network", "none", "busybox", "true"),
@@ -308,8 +340,13 @@ def report(title: str, results: dict[str, list[float]]) -> dict[str, float]:
 
 
 def report_targets(medians: dict[str, float]) -> None:
-    berth = medians["berth run --rm --network none"]
-    print("\n== ratios (berth run --rm --network none busybox true)")
+    for label, name in (("", "berth run --rm --network none"),
+                        (", no fork server", "berth run, no fork server")):
+        report_ratios(label, medians[name], medians)
+
+
+def report_ratios(label: str, berth: float, medians: dict[str, float]) -> None:
+    print(f"\n== ratios (berth run --rm --network none busybox true{label})")
     for peer, target in (
         ("runc run", 1.0),
         ("crun run", None),
@@ -326,10 +363,12 @@ def report_targets(medians: dict[str, float]) -> None:
         print(f"  berth / {peer:<32} {ratio:5.2f}{goal}")
 
 
-def trace_phases(setup: Setup, runs: int) -> None:
+def trace_phases(setup: Setup, runs: int, forkserver: bool) -> None:
     """Median time of each ``BERTH_TRACE`` checkpoint over ``runs`` fresh runs."""
     cmd = setup.berth("run", "--rm", "--network", "none", "busybox", "true")
     env = {**setup.env, "BERTH_TRACE": "1"}
+    if not forkserver:
+        env["BERTH_NO_FORKSERVER"] = "1"
     rows: dict[str, list[float]] = {}
     walls = []
     for _ in range(runs):
@@ -348,7 +387,7 @@ def trace_phases(setup: Setup, runs: int) -> None:
         marks = sorted(
             (float(line.split()[1]), line.split("ms", 1)[1].strip())
             for line in proc.stderr.splitlines()
-            if line.startswith("berth-trace ")
+            if line.startswith("berth-trace ") and "worker imported" not in line
         )
         previous = start
         for i, (at, name) in enumerate(marks):
@@ -356,8 +395,9 @@ def trace_phases(setup: Setup, runs: int) -> None:
             rows.setdefault(label, []).append(at - previous)
             previous = at
         rows.setdefault("interpreter exit (to parent's wait)", []).append(end - previous)
+    how = "through the fork server" if forkserver else "no fork server"
     print(
-        f"\n== where berth's time goes (BERTH_TRACE=1, median of {runs} fresh runs; "
+        f"\n== where berth's time goes, {how} (BERTH_TRACE=1, median of {runs} fresh runs; "
         f"each line: time since the previous checkpoint)"
     )
     total = 0.0
@@ -389,6 +429,10 @@ def cleanup(setup: Setup, forward: str) -> None:
     from berth.store.paths import StorePaths
 
     paths = StorePaths.at(setup.store)
+    server = forkserver_pid(setup)
+    if server is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(server, signal.SIGTERM)
     if os.path.isdir(setup.podman_dir):
         subprocess.run([*setup.podman(), "rmi", "-af"], capture_output=True, check=False)
         subprocess.run([*setup.podman(), "system", "reset", "-f"], capture_output=True, check=False)
@@ -435,7 +479,8 @@ def main() -> int:
         medians = report("one container running `true`, fresh process each (interleaved)", results)
         report_targets(medians)
         if options.trace_runs:
-            trace_phases(setup, options.trace_runs)
+            trace_phases(setup, options.trace_runs, forkserver=True)
+            trace_phases(setup, options.trace_runs, forkserver=False)
         if not options.no_bridge:
             with open(setup.netns, "w"):
                 pass

@@ -11,12 +11,9 @@ import os
 import sys
 
 from berth import trace
-
-trace.mark("python started")
-
-from berth.cli.commands import ROOT  # noqa: E402
-from berth.cli.flags import parse_command_line, run_handler  # noqa: E402
-from berth.errors import BerthError  # noqa: E402
+from berth.cli.commands import ROOT
+from berth.cli.flags import parse_command_line, run_handler
+from berth.errors import BerthError
 
 # The berth process runs these with the cyclic garbage collector off: importing their modules
 # allocates enough objects for 15-30 collections (3-8 ms of ``berth run``) that free nothing
@@ -38,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         _end_process(code)
     return code
+
+
+def run_command(args: list[str]) -> int:
+    """Run ``berth ARGS`` as this process's one command, as :func:`main` does but without
+    ending the process (a fork server's worker does that); the exit status."""
+    gc.disable()  # until the command is known (see WITHOUT_GC)
+    return _run(args)
 
 
 def _run(args: list[str]) -> int:

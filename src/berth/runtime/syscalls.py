@@ -192,6 +192,17 @@ def pivot_root(new_root: str, put_old: str) -> None:
         _fail("pivot_root", new_root)
 
 
+_madvise = _libc.madvise
+_madvise.argtypes = [_c_void_p, ctypes.c_size_t, _c_int]
+_madvise.restype = _c_int
+MADV_POPULATE_WRITE = 23
+
+
+def madvise(address: int, length: int, advice: int) -> None:
+    if _madvise(address, length, advice) != 0:
+        _fail(f"madvise({advice})")
+
+
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     result: int = _prctl(option, arg2, arg3, arg4, arg5)
     if result < 0:

@@ -32,7 +32,17 @@ def process_start_time(pid: int) -> str | None:
     return rest[19].decode()
 
 
-_OWN_START = process_start_time(os.getpid())
+_own_start: tuple[int, str | None] = (-1, None)  # (pid, its start time), once per process
+
+
+def _own_start_time() -> str | None:
+    """This process's start time, read once per process (a forked child reads its own: a
+    fork server's worker, or a program that forks after importing berth)."""
+    global _own_start
+    pid = os.getpid()
+    if _own_start[0] != pid:
+        _own_start = (pid, process_start_time(pid))
+    return _own_start[1]
 
 
 class Lease:
@@ -43,7 +53,7 @@ class Lease:
         with db.write() as conn:
             conn.execute(
                 "INSERT INTO leases (id, pid, pid_start, created) VALUES (?, ?, ?, ?)",
-                (self.id, os.getpid(), _OWN_START or "", time.time()),
+                (self.id, os.getpid(), _own_start_time() or "", time.time()),
             )
 
     def add(self, kind: str, key: str) -> None:

@@ -1,0 +1,202 @@
+"""The client side of the fork server (:mod:`berth.cli.forkserver`): hand this process's command
+line, environment and stdio to the server, which runs the command in a forked, pre-imported
+worker; forward the signals this process receives; exit as the worker does.
+
+This module is on every ``berth`` command's start path, so it imports nothing but ``os``,
+``sys`` and the C modules ``_socket`` and ``_signal`` (``socket`` and ``signal`` import
+``enum``, a millisecond and more). :func:`run` returns ``None`` whenever the command should run
+in this process instead: no server (one is started for the next command), a server that refuses
+(another namespace, other credentials, code changed since it started), not root, or
+``BERTH_NO_FORKSERVER`` set.
+
+The protocol, on one unix stream connection:
+
+- client to server: a 4-byte big-endian length, then the request: NUL-separated fields
+  :data:`PROTOCOL`, the stdio fds sent (e.g. ``012``), the number of arguments, the arguments,
+  then the environment's ``NAME=value`` entries; the stdio fds ride along as SCM_RIGHTS.
+- server to client, one line each: ``A`` (accepted: a worker runs it), ``R<reason>`` (refused:
+  run it here), ``X<code>`` (the command's exit status), ``K<signal>`` (the worker was killed by
+  that signal).
+- client to worker: ``S<signal>`` for each signal this process receives; the worker raises it
+  on itself. The worker kills itself (SIGKILL) if this connection ends before its command does:
+  what happens to a command whose process is killed.
+"""
+
+from __future__ import annotations
+
+import _signal  # type: ignore[import-not-found]
+import _socket
+import os
+import sys
+
+PROTOCOL = b"berth-fork-1"
+DISABLE_ENV = "BERTH_NO_FORKSERVER"
+DIR_ENV = "BERTH_FORKSERVER_DIR"
+RUN_DIR = "/run/berth/forkserver"
+# what the worker raises on itself when this process gets it (SIGINT: Ctrl-C; SIGWINCH: a
+# terminal resized; the others: a user, a shell or a supervisor stopping the command)
+FORWARDED = (
+    _signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT,
+    _signal.SIGUSR1, _signal.SIGUSR2, _signal.SIGWINCH,
+)
+_ENOENT = 2
+_ECONNREFUSED = 111
+
+
+def socket_path() -> str:
+    """Where this installation's server listens: one per interpreter and berth source tree,
+    so a server never runs another installation's code (``BERTH_FORKSERVER_DIR`` moves the
+    directory: a server of its own, for tests)."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    key = _fnv1a(os.fsencode(sys.executable) + b"\0" + os.fsencode(here))
+    return f"{os.environ.get(DIR_ENV) or RUN_DIR}/{key}.sock"
+
+
+def _fnv1a(data: bytes) -> str:
+    value = 0xCBF29CE484222325
+    for byte in data:
+        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{value:016x}"
+
+
+def run(args: list[str]) -> int | None:
+    """Run ``berth ARGS`` in the fork server; its exit status, or None to run it here."""
+    if os.environ.get(DISABLE_ENV) or os.geteuid() != 0:
+        return None
+    path = socket_path()
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(path)
+    except OSError as error:
+        sock.close()
+        if error.errno in (_ENOENT, _ECONNREFUSED):  # none runs (or it died: a stale socket)
+            start_server()
+        return None
+    return _Session(sock).run(args)
+
+
+class _Session:
+    def __init__(self, sock: _socket.socket) -> None:
+        self.sock = sock
+        self.accepted = False
+        self.pending: list[int] = []  # signals that came before the server said yes or no
+
+    def run(self, args: list[str]) -> int | None:
+        for signum in FORWARDED:
+            _signal.signal(signum, self._forward)
+        try:
+            self._send_request(args)
+            return self._wait()
+        except OSError:
+            if self.accepted:
+                os.write(2, b"Error: lost the connection to the berth fork server running "
+                            b"this command\n")
+                return 125
+            return self._refused()
+
+    def _send_request(self, args: list[str]) -> None:
+        fds = [fd for fd in (0, 1, 2) if _is_open(fd)]
+        fields = [PROTOCOL, "".join(map(str, fds)).encode(), str(len(args)).encode()]
+        fields += [os.fsencode(arg) for arg in args]
+        fields += [key + b"=" + value for key, value in os.environb.items()]
+        payload = b"\0".join(fields)
+        data = len(payload).to_bytes(4, "big") + payload
+        rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
+        ancillary = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)] if rights else []
+        sent = self.sock.sendmsg([data], ancillary)
+        if sent < len(data):
+            self.sock.sendall(data[sent:])
+
+    def _wait(self) -> int | None:
+        buffer = b""
+        while True:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                break
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                kind, value = line[:1], line[1:]
+                if kind == b"A":
+                    self.accepted = True
+                    for signum in self.pending:
+                        self._forward(signum, None)
+                elif kind == b"R":
+                    from berth import trace
+
+                    trace.mark("the fork server refused: " + value.decode(errors="replace"))
+                    return self._refused()
+                elif kind == b"X":
+                    return int(value)
+                elif kind == b"K":
+                    _die_by(int(value))
+        if not self.accepted:
+            return self._refused()
+        os.write(2, b"Error: the berth fork server running this command ended before the "
+                    b"command did, so its outcome is unknown (BERTH_NO_FORKSERVER=1 runs "
+                    b"each command in its own process)\n")
+        return 125
+
+    def _forward(self, signum: int, frame: object) -> None:
+        del frame
+        if not self.accepted:
+            self.pending.append(signum)
+            return
+        try:
+            self.sock.send(b"S%d\n" % signum)
+        except OSError:
+            pass  # the worker is gone: its status is on its way
+
+    def _refused(self) -> int | None:
+        """Handle signals as a fresh interpreter does again, and raise those that came."""
+        self.sock.close()
+        for signum in FORWARDED:
+            default = _signal.default_int_handler if signum == _signal.SIGINT else _signal.SIG_DFL
+            _signal.signal(signum, default)
+        for signum in self.pending:
+            os.kill(os.getpid(), signum)
+        return None
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _die_by(signum: int) -> None:
+    """End this process as the worker ended: killed by ``signum``."""
+    _signal.signal(signum, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [signum])
+    os.kill(os.getpid(), signum)
+    os._exit(128 + signum)
+
+
+def start_server() -> None:
+    """Start this installation's fork server in the background for the next command (this one
+    runs in its own process). The server takes a lock first: of several started at once, one
+    stays."""
+    try:
+        os.makedirs(os.path.dirname(socket_path()), mode=0o700, exist_ok=True)
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            os.posix_spawn(
+                sys.executable,
+                [sys.executable, "-S", "-c", _SERVER_MAIN, *sys.path],
+                {k: v for k, v in os.environ.items() if k != "BERTH_TRACE"},
+                file_actions=[(os.POSIX_SPAWN_DUP2, null, fd) for fd in (0, 1, 2)],
+                setsid=True,
+            )
+        finally:
+            os.close(null)
+    except OSError:
+        pass  # no server: every command runs in its own process, as without one
+
+
+# the server's command line: this process's sys.path, so that it imports the same berth
+_SERVER_MAIN = (
+    "import sys; sys.path[:] = sys.argv[1:]; "
+    "from berth.cli.forkserver import main; sys.exit(main())"
+)

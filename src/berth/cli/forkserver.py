@@ -1,0 +1,451 @@
+"""The fork server: a process that has imported berth once and forks a worker for each
+``berth`` command, so a command pays neither the interpreter's start nor its imports.
+
+A command in a fresh interpreter spends most of its time on Python starting and importing
+(docs/performance.md). The client (:mod:`berth.cli.forkclient`) connects to this server and
+sends its command line, environment and stdio; a worker (:mod:`berth.cli.forkworker`) becomes
+that command and the client exits with its status.
+
+The server forks a *spare* ahead of time: the spare accepts the next connection itself, checks
+it, tells the server it is taken (handing over a copy of the connection, on which the server
+reports the worker's death by a signal) and becomes the worker, while the server forks the next
+spare. The server holds no store, no database connection and no thread, only imported modules,
+so a fork of it is as clean as a fresh interpreter.
+
+A request is refused (and runs in the client's own process) unless the client is
+indistinguishable from the server to the kernel: the same credentials, capabilities,
+no_new_privs and seccomp mode, namespaces and root, and the same locale and ``PYTHON*``
+variables (what an interpreter reads at its start). A server whose berth source files changed
+since it started refuses and exits, so an upgrade or an edit is never served by old code. It
+exits on its own after :data:`IDLE_SECONDS` without a command (``BERTH_FORKSERVER_IDLE``
+changes that), and on SIGTERM once its workers are done.
+
+One server runs per interpreter and berth source tree (the socket's name says which), under
+``/run/berth/forkserver``, for root only (the socket is 0600 and every peer is checked).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gc
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+
+from berth.cli import forkclient, forkworker
+from berth.runtime import syscalls
+
+IDLE_SECONDS = 120.0
+_REQUEST_TIMEOUT = 5.0
+_MAX_REQUEST = 16 << 20
+# the environment a client must share with the server: what the interpreter read at its start
+# (the locale, for its encodings, and every PYTHON* variable but those a worker applies)
+_INTERPRETER_ENV = ("LANG", "LC_ALL", "LC_CTYPE")
+_APPLIED_ENV = ("PYTHONDONTWRITEBYTECODE", "PYTHONBREAKPOINT")
+# the lines of /proc/PID/status that must match: who the process is to the kernel
+_IDENTITY_FIELDS = (
+    b"Uid:", b"Gid:", b"Groups:", b"CapInh:", b"CapPrm:", b"CapEff:", b"CapBnd:", b"CapAmb:",
+    b"NoNewPrivs:", b"Seccomp:",
+)
+_NAMESPACES = ("mnt", "net", "pid", "ipc", "uts", "user", "cgroup", "time")
+
+# What the server imports: the modules of the commands run most (with everything they import),
+# and what running a container imports on the way. A module left out is imported by each
+# worker that needs it (``BERTH_TRACE=1`` lists them). Preloading all of berth would cost more
+# than it saves: a fork copies the page tables of all of it, and a worker copies each page it
+# writes to.
+PRELOAD = (
+    "berth.cli.main", "berth.cli.containers", "berth.cli.images", "berth.cli.render",
+    "berth.cli.volumes", "berth.cli.networks", "berth.cli.system", "berth.cli.gotemplate",
+    "berth.cli.tabwriter", "berth.cli.forkworker",
+    "berth.engine.containers", "berth.engine.images", "berth.engine.container_filters",
+    "berth.engine.container_inspect", "berth.engine.volumes", "berth.engine.networks",
+    "berth.containers.create", "berth.containers.launcher", "berth.containers.logs",
+    "berth.containers.events", "berth.containers.flagvalues", "berth.store.events",
+    "berth.runtime.container", "berth.runtime.init", "berth.runtime.seccomp_bpf",
+    "berth.runtime.seccomp_profile", "berth.runtime.capabilities", "berth.runtime.defaults",
+    "berth.oci.runtime_spec", "berth.monitor.client", "berth.network.manager", "berth.filters",
+    "berth.units", "_sha256",
+)
+
+
+def main() -> int:
+    os.closerange(3, 1 << 16)  # nothing of the client that started it
+    path = forkclient.socket_path()
+    lock = _take_lock(path + ".lock")
+    if lock is None:
+        return 0  # another server runs or is starting
+    for name in PRELOAD:
+        try:
+            __import__(name)
+        except Exception:  # a worker imports it again, and reports what fails
+            pass
+    return Server(path, lock).serve()
+
+
+def _take_lock(path: str) -> int | None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, b"%d\n" % os.getpid())
+    return fd
+
+
+class Server:
+    def __init__(self, path: str, lock: int) -> None:
+        self.path = path
+        self.lock = lock
+        self.pid = os.getpid()
+        self.idle = float(os.environ.get("BERTH_FORKSERVER_IDLE") or IDLE_SECONDS)
+        self.admission = Admission()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        # spares tell the server they are taken (with a copy of the connection) or that the
+        # code is stale, one datagram each
+        self.control, self.control_peer = socket.socketpair(
+            socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.spare = (-1, -1)  # (pid, pidfd)
+        self.spare_failures = 0
+        self.workers: dict[int, tuple[int, socket.socket | None]] = {}  # pidfd: (pid, conn)
+        self.stopping = False
+        self.poller = select.poll()
+        self.socket_inode = -1
+
+    def serve(self) -> int:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        old_umask = os.umask(0o177)
+        try:
+            self.listener.bind(self.path)
+        finally:
+            os.umask(old_umask)
+        self.socket_inode = os.stat(self.path).st_ino  # to remove it only if still its own
+        self.listener.listen(128)
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)  # a stop ends the poll
+        self.poller.register(self.wake_r, select.POLLIN)
+        self.poller.register(self.control, select.POLLIN)
+        gc.collect()
+        gc.freeze()  # what is imported stays shared with every worker (no collector writes)
+        gc.disable()
+        last_active = time.monotonic()
+        while not (self.stopping and not self.workers):
+            if self.spare[0] < 0 and not self.stopping:
+                self._fork_spare()
+            if self.workers:
+                last_active = time.monotonic()
+            idle_for = time.monotonic() - last_active
+            if not self.workers and idle_for > self.idle:
+                break
+            timeout = None if self.workers else int((self.idle - idle_for) * 1000) + 1
+            for fd, _ in self.poller.poll(timeout):
+                if fd == self.wake_r:
+                    _drain(self.wake_r)
+                elif fd == self.control.fileno():
+                    self._on_control()
+                elif fd == self.spare[1]:
+                    self._on_spare_died()
+                elif fd in self.workers:
+                    self._reap(fd)
+            if self.stopping:
+                self._stop_serving()
+        self._stop_serving()
+        return 0
+
+    def _stop(self, signum: int, frame: object) -> None:
+        del signum, frame
+        self.stopping = True
+
+    def _stop_serving(self) -> None:
+        """No new commands: the socket goes, the spare too; workers run on to their end."""
+        self.stopping = True
+        if self.listener.fileno() >= 0:
+            try:
+                if os.stat(self.path).st_ino == self.socket_inode:
+                    os.unlink(self.path)
+            except OSError:
+                pass
+            self.listener.close()
+        pid, pidfd = self.spare
+        if pid > 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            self.poller.unregister(pidfd)
+            os.close(pidfd)
+            self.spare = (-1, -1)
+
+    # -------------------------------------------------------------------------------------
+
+    def _fork_spare(self) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                self._be_spare()
+            except BaseException:  # nothing may return into the server's loop
+                code = 125
+            os._exit(code)
+        pidfd = os.pidfd_open(pid)
+        self.spare = (pid, pidfd)
+        self.poller.register(pidfd, select.POLLIN)
+
+    def _on_control(self) -> None:
+        """A spare's message: it took a command, or found the code stale."""
+        message, ancillary, _, _ = self.control.recvmsg(64, socket.CMSG_SPACE(4))
+        fds = _received_fds(ancillary)
+        kind, _, value = message.partition(b" ")
+        if kind == b"stale":
+            self.stopping = True
+        if kind != b"taken" or not value.isdigit() or int(value) != self.spare[0]:
+            for fd in fds:
+                os.close(fd)
+            return
+        pid, pidfd = self.spare
+        self.spare = (-1, -1)
+        self.spare_failures = 0
+        conn = socket.socket(fileno=fds[0]) if fds else None
+        self.workers[pidfd] = (pid, conn)
+
+    def _on_spare_died(self) -> None:
+        pid, pidfd = self.spare
+        self.spare = (-1, -1)
+        self.poller.unregister(pidfd)
+        os.close(pidfd)
+        os.waitpid(pid, 0)
+        self.spare_failures += 1
+        if self.spare_failures >= 5:  # something is wrong with this server: leave
+            self.stopping = True
+        else:
+            time.sleep(0.01 * self.spare_failures)
+
+    def _reap(self, pidfd: int) -> None:
+        pid, conn = self.workers.pop(pidfd)
+        self.poller.unregister(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        if conn is None:
+            return
+        code = os.waitstatus_to_exitcode(status)
+        try:  # the worker sent its own status unless it was killed
+            conn.sendall(b"K%d\n" % -code if code < 0 else b"X%d\n" % code)
+        except OSError:
+            pass
+        conn.close()
+
+    # -------------------------------------------------------------------------------------
+    # in the spare
+
+    def _be_spare(self) -> None:
+        """Wait for a command; take it if the client may be served, else refuse and wait for
+        the next. Returns only to end the spare."""
+        _die_with_parent(self.pid)
+        os.close(self.lock)
+        signal.set_wakeup_fd(-1)
+        for fd in (self.wake_r, self.wake_w):
+            os.close(fd)
+        self.control.close()
+        for pidfd, (_, conn) in self.workers.items():
+            os.close(pidfd)
+            if conn is not None:
+                conn.close()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _own_memory()
+        while True:
+            conn, _ = self.listener.accept()
+            request = self._admit(conn)
+            if request is None:
+                continue
+            self.listener.close()
+            self.control_peer.close()
+            _die_with_parent()
+            conn.sendall(b"A\n")
+            os._exit(forkworker.run(conn, request))
+
+    def _admit(self, conn: socket.socket) -> forkworker.Request | None:
+        """The request on ``conn`` if this spare may run it (and the server was told it is
+        taken); else None, the client told why and the connection closed."""
+        fds: list[int] = []
+        try:
+            conn.settimeout(_REQUEST_TIMEOUT)
+            request = _read_request(conn)
+            fds = request.fds
+            reason = self.admission.refusal(request)
+            if not reason:
+                self.control_peer.sendmsg(
+                    [b"taken %d" % os.getpid()],
+                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", conn.fileno()))],
+                )
+                conn.settimeout(None)
+                return request
+            conn.sendall(b"R" + reason.encode() + b"\n")
+            if reason == "stale":
+                self.control_peer.send(b"stale")
+                os._exit(0)
+        except (OSError, ValueError):
+            pass
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+        return None
+
+
+class Admission:
+    """Whether a client may be served by this server's workers (see the module doc)."""
+
+    def __init__(self) -> None:
+        self.env = {key: os.environ.get(key) for key in _INTERPRETER_ENV}
+        self.env.update(
+            (k, v) for k, v in os.environ.items()
+            if k.startswith("PYTHON") and k not in _APPLIED_ENV
+        )
+        self.identity = _identity(os.getpid())
+        self.sources = _source_stamps()
+        self.paths = tuple(self.sources)
+
+    def refusal(self, request: forkworker.Request) -> str:
+        """Why the client may not be served, or ``""``."""
+        env = request.env
+        for key, value in self.env.items():
+            if env.get(key) != value:
+                return f"environment ({key})"
+        for key in env:
+            if key.startswith("PYTHON") and key not in self.env and key not in _APPLIED_ENV:
+                return f"environment ({key})"
+        try:
+            if _identity(request.pid) != self.identity:
+                return "credentials or namespaces"
+        except OSError:
+            return "credentials or namespaces"
+        for path in self.paths:
+            try:
+                stamp = os.stat(path).st_mtime_ns
+            except OSError:
+                stamp = -1
+            if stamp != self.sources[path]:
+                return "stale"
+        return ""
+
+
+def _read_request(conn: socket.socket) -> forkworker.Request:
+    header, ancillary, _, _ = conn.recvmsg(4, socket.CMSG_SPACE(3 * 4))
+    fds = _received_fds(ancillary)
+    try:
+        header += _read_exactly(conn, 4 - len(header))
+        size = int.from_bytes(header, "big")
+        if size > _MAX_REQUEST:
+            raise ValueError("request too large")
+        fields = _read_exactly(conn, size).split(b"\0")
+        if fields[0] != forkclient.PROTOCOL:
+            raise ValueError("another protocol")
+        sent = fields[1].decode()
+        count = int(fields[2])
+        if len(sent) != len(fds) or not set(sent) <= set("012"):
+            raise ValueError("stdio fds missing")
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    args = [os.fsdecode(arg) for arg in fields[3:3 + count]]
+    env: dict[str, str] = {}
+    for entry in fields[3 + count:]:
+        key, sep, value = entry.partition(b"=")
+        if sep:
+            env[os.fsdecode(key)] = os.fsdecode(value)
+    pid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
+    return forkworker.Request(sent, fds, args, env, pid)
+
+
+def _read_exactly(conn: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        more = conn.recv(size - len(data))
+        if not more:
+            raise ValueError("short request")
+        data += more
+    return bytes(data)
+
+
+def _received_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
+    fds: list[int] = []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(data) - len(data) % 4
+            fds.extend(struct.unpack(f"{usable // 4}i", data[:usable]))
+    return fds
+
+
+def _identity(pid: int) -> tuple[object, ...]:
+    """Who ``pid`` is to the kernel: credentials, capabilities, no_new_privs, seccomp, every
+    namespace and the root directory."""
+    with open(f"/proc/{pid}/status", "rb") as f:
+        status = tuple(line for line in f if line.startswith(_IDENTITY_FIELDS))
+    namespaces = []
+    for name in _NAMESPACES:
+        try:
+            namespaces.append(os.readlink(f"/proc/{pid}/ns/{name}"))
+        except FileNotFoundError:
+            namespaces.append("")
+    root = os.stat(f"/proc/{pid}/root")
+    return status, tuple(namespaces), (root.st_dev, root.st_ino)
+
+
+def _source_stamps() -> dict[str, int]:
+    """The modification time of each berth module this process has imported."""
+    stamps = {}
+    for name, module in list(sys.modules.items()):
+        if name == "berth" or name.startswith("berth."):
+            path = getattr(module, "__file__", None)
+            if path:
+                try:
+                    stamps[path] = os.stat(path).st_mtime_ns
+                except OSError:
+                    stamps[path] = -1
+    return stamps
+
+
+def _own_memory() -> None:
+    """Copy now, while the spare waits, the pages of the server's memory that a command would
+    copy on its first write to them (the objects a command touches are scattered over all of
+    it): the fault for each would come while the client waits."""
+    with open("/proc/self/maps", "rb") as f:
+        maps = f.read().splitlines()
+    for line in maps:
+        fields = line.split()
+        if fields[1] != b"rw-p" or (len(fields) > 5 and fields[5].startswith(b"[")
+                                    and fields[5] != b"[heap]"):
+            continue
+        start, _, end = fields[0].partition(b"-")
+        try:
+            syscalls.madvise(int(start, 16), int(end, 16) - int(start, 16),
+                             syscalls.MADV_POPULATE_WRITE)
+        except OSError:
+            return  # a kernel before 5.14: the faults come as the command runs
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _die_with_parent(server_pid: int = 0) -> None:
+    """A spare dies with its server (SIGKILL); a worker (``server_pid`` 0) outlives it, to
+    finish its command."""
+    syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL if server_pid else 0)
+    if server_pid and os.getppid() != server_pid:
+        os._exit(0)  # the server is already gone
+

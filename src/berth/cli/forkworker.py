@@ -1,0 +1,209 @@
+"""A fork server's worker becoming a client's ``berth`` command (:mod:`berth.cli.forkserver`).
+
+The worker is a fork of the server: berth imported, nothing else. It takes on what the client's
+own process would have had: the client's stdio as fds 0-2 (and fresh ``sys.std*`` streams on
+them), its working directory, umask, rlimits, priority, CPU affinity, environment and
+arguments. It runs the command as the ``berth`` process would (``berth.cli.main``), does what an
+interpreter does at exit, reports the exit status to the client and ends. Signals the client
+receives are raised on the worker; if the client dies first, so does the worker.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import resource
+import signal
+import socket
+import sys
+
+from berth import trace
+from berth.cli import main as cli_main
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any
+
+_RLIMITS = tuple(getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_"))
+
+
+class Request:
+    """What a client asks: its stdio fds (which of 0-2 it sent, and the received fds), its
+    arguments and environment, and its pid (from the connection's credentials)."""
+
+    def __init__(
+        self, sent: str, fds: list[int], args: list[str], env: dict[str, str], pid: int
+    ) -> None:
+        self.sent = sent
+        self.fds = fds
+        self.args = args
+        self.env = env
+        self.pid = pid
+
+
+def run(conn: socket.socket, request: Request) -> int:
+    """Become the client's command and run it; its exit status (also sent to the client)."""
+    try:
+        _take_stdio(request.sent, request.fds)
+        _take_process_attributes(request.pid)
+        _take_environment(request.env)
+        sys.argv = [sys.argv[0] if sys.argv else "berth", *request.args]
+        sys.dont_write_bytecode = bool(request.env.get("PYTHONDONTWRITEBYTECODE"))
+        _reseed()
+        _listen_to_client(conn)
+    except Exception as error:  # the client is told, and runs nothing
+        os.write(2, f"Error: the berth fork server could not take on this command ({error}); "
+                    "BERTH_NO_FORKSERVER=1 runs each command in its own process\n".encode())
+        return 125
+    trace.ENABLED = bool(request.env.get("BERTH_TRACE"))
+    trace._previous = 0.0
+    trace.mark("forked by the fork server")
+    preloaded = set(sys.modules) if trace.ENABLED else set()
+    try:
+        code = cli_main.run_command(request.args)
+        if trace.ENABLED:
+            trace.mark("worker imported: " + " ".join(sorted(set(sys.modules) - preloaded)))
+        _finish_like_an_interpreter()
+    except SystemExit as exit_:
+        code = _exit_code(exit_.code)
+    except KeyboardInterrupt:
+        code = 130
+    try:
+        conn.setblocking(True)
+        conn.sendall(b"X%d\n" % code)
+    except OSError:
+        pass
+    return code
+
+
+def _take_environment(env: dict[str, str]) -> None:
+    """The client's environment (mostly the same as the server's: set what differs)."""
+    environ = os.environ
+    for key in [key for key in environ if key not in env]:
+        del environ[key]
+    for key, value in env.items():
+        if environ.get(key) != value:
+            environ[key] = value
+
+
+def _take_stdio(sent: str, fds: list[int]) -> None:
+    received = dict(zip((int(c) for c in sent), fds, strict=True))
+    for target in (0, 1, 2):
+        if target in received:
+            os.dup2(received[target], target)
+        else:
+            try:
+                os.close(target)
+            except OSError:
+                pass
+    for fd in fds:
+        if fd > 2:
+            os.close(fd)
+    fds.clear()
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        stream = _text_stream(fd, "r" if fd == 0 else "w") if fd in received else None
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
+
+
+def _text_stream(fd: int, mode: str) -> IO[Any]:
+    """A standard stream as the interpreter makes one: line-buffered on a terminal."""
+    template = sys.__stderr__ if fd == 2 else sys.__stdout__
+    encoding = getattr(template, "encoding", None) or "utf-8"
+    errors = "backslashreplace" if fd == 2 else (getattr(template, "errors", None) or "strict")
+    tty = os.isatty(fd)
+    return open(fd, mode, buffering=1 if tty and mode == "w" else -1, encoding=encoding,
+                errors=errors, closefd=False)
+
+
+def _take_process_attributes(pid: int) -> None:
+    """The client's working directory, umask, rlimits, priority and CPU affinity."""
+    cwd = os.open(f"/proc/{pid}/cwd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fchdir(cwd)
+    finally:
+        os.close(cwd)
+    with open(f"/proc/{pid}/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"Umask:"):
+                os.umask(int(line.split()[1], 8))
+                break
+    for limit in _RLIMITS:
+        try:
+            wanted = resource.prlimit(pid, limit)
+            if wanted != resource.getrlimit(limit):
+                resource.setrlimit(limit, wanted)
+        except (OSError, ValueError):
+            pass  # a hard limit above this process's: keep its own
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, pid))
+        os.sched_setaffinity(0, os.sched_getaffinity(pid))
+    except OSError:
+        pass
+
+
+def _reseed() -> None:
+    """A fork copies the random generators' state: give this worker its own."""
+    random = sys.modules.get("random")
+    if random is not None:
+        random.seed()
+
+
+def _listen_to_client(conn: socket.socket) -> None:
+    """Raise on this process the signals the client forwards; die by SIGKILL when the client's
+    end closes first (its process was killed): SIGIO tells when either comes."""
+    conn.setblocking(False)
+    buffer = bytearray()
+
+    def on_io(signum: int, frame: object) -> None:
+        del signum, frame
+        while True:
+            try:
+                chunk = conn.recv(256)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                chunk = b""
+            if not chunk:
+                os.kill(os.getpid(), signal.SIGKILL)
+            buffer.extend(chunk)
+            while b"\n" in buffer:
+                line, _, rest = bytes(buffer).partition(b"\n")
+                buffer[:] = rest
+                if line[:1] == b"S" and line[1:].isdigit():
+                    os.kill(os.getpid(), int(line[1:]))
+
+    signal.signal(signal.SIGIO, on_io)
+    fcntl.fcntl(conn.fileno(), fcntl.F_SETOWN, os.getpid())
+    flags = fcntl.fcntl(conn.fileno(), fcntl.F_GETFL)
+    fcntl.fcntl(conn.fileno(), fcntl.F_SETFL, flags | os.O_ASYNC)
+    on_io(signal.SIGIO, None)  # what came before SIGIO was set up
+
+
+def _finish_like_an_interpreter() -> None:
+    """What the interpreter does at exit that the command may rely on: wait for its non-daemon
+    threads, run its atexit functions, flush the standard streams."""
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        threading._shutdown()
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    try:
+        sys.stderr.write(f"{code}\n")
+    except (OSError, ValueError, AttributeError):
+        pass
+    return 1

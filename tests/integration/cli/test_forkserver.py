@@ -1,0 +1,233 @@
+"""The fork server: a ``berth`` command it serves behaves as one run in its own process (exit
+status, stdio, environment, working directory, umask, signals, death of the client), and it
+refuses what it may not serve (another namespace, changed code), leaves when idle or told to,
+and takes its socket with it.
+
+Each test has a server of its own (``BERTH_FORKSERVER_DIR``), ended by its PID afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.berthcli import BERTH, BerthCLI
+
+pytestmark = pytest.mark.root
+
+SERVED = "forked by the fork server"
+
+
+class ForkServer:
+    def __init__(self, directory: str, cli: BerthCLI) -> None:
+        self.directory = directory
+        self.cli = cli
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {"BERTH_FORKSERVER_DIR": self.directory, **extra}
+
+    def run(self, *args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+        extra = kwargs.pop("env", {})
+        assert isinstance(extra, dict)
+        return subprocess.run(  # type: ignore[call-overload, no-any-return]
+            [BERTH, *args], env=self.cli.env(self.env(**extra)), capture_output=True,
+            timeout=120, check=False, **kwargs)
+
+    def socket(self) -> str | None:
+        names = [n for n in os.listdir(self.directory) if n.endswith(".sock")]
+        return os.path.join(self.directory, names[0]) if names else None
+
+    def pid(self) -> int | None:
+        for name in os.listdir(self.directory):
+            if name.endswith(".lock"):
+                with open(os.path.join(self.directory, name)) as f:
+                    text = f.read().strip()
+                if text.isdigit() and os.path.exists(f"/proc/{text}"):
+                    return int(text)
+        return None
+
+    def start(self) -> int:
+        """Start the server (the first command starts it) and wait until it serves."""
+        self.run("version")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.socket() and SERVED in self.run(
+                    "version", env={"BERTH_TRACE": "1"}).stderr.decode():
+                pid = self.pid()
+                assert pid is not None
+                return pid
+            time.sleep(0.05)
+        raise AssertionError("the fork server did not start serving within 30 s")
+
+    def workers(self, server: int) -> list[int]:
+        """The server's children: its spare and the workers running commands."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == server:
+                    found.append(int(entry))
+        return found
+
+
+@pytest.fixture
+def forkserver(cli: BerthCLI) -> Iterator[ForkServer]:
+    directory = tempfile.mkdtemp(prefix="berth-forkserver-", dir="/var/tmp")
+    server = ForkServer(directory, cli)
+    try:
+        yield server
+    finally:
+        pid = server.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            _wait_gone(pid)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _wait_gone(pid: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return  # ended; its parent reaps it
+        except OSError:
+            return
+        time.sleep(0.02)
+    assert not os.path.exists(f"/proc/{pid}"), f"process {pid} is still there"
+
+
+def test_a_served_command_is_the_client_own(forkserver: ForkServer, busybox: str,
+                                            tmp_path: str) -> None:
+    forkserver.start()
+    script = 'echo "$GREETING"; cat; exit 3'
+    result = forkserver.run(
+        "run", "-i", "--rm", "-e", "GREETING", "busybox", "sh", "-c", script,
+        input=b"from stdin\n", env={"GREETING": "hello", "BERTH_TRACE": "1"})
+    assert result.returncode == 3
+    assert result.stdout == b"hello\nfrom stdin\n"
+    assert SERVED in result.stderr.decode()
+    # the working directory and umask are the client's: --cidfile is written relative to it
+    os.chmod(tmp_path, 0o755)
+    result = forkserver.run(
+        "create", "--cidfile", "cid", "busybox", cwd=tmp_path,
+        preexec_fn=lambda: os.umask(0o077))
+    assert result.returncode == 0, result.stderr
+    cidfile = os.path.join(tmp_path, "cid")
+    with open(cidfile) as f:
+        assert f.read() == result.stdout.decode().strip()
+    assert os.stat(cidfile).st_mode & 0o777 == 0o600
+    # errors: the message on the client's stderr, Docker's exit code
+    missing = forkserver.run("run", "--pull", "never", "--rm", "no-such-image:here")
+    assert missing.returncode == 125
+    assert b"no-such-image" in missing.stderr
+
+
+def test_signals_reach_the_command_and_a_killed_client_takes_its_worker(
+        forkserver: ForkServer, busybox: str) -> None:
+    server = forkserver.start()
+    env = forkserver.cli.env(forkserver.env())
+    # SIGTERM to the client: the worker gets it and passes it to the container (sig-proxy)
+    script = 'trap "exit 42" TERM; echo ready; while true; do sleep 0.1; done'
+    client = subprocess.Popen([BERTH, "run", "--rm", "busybox", "sh", "-c", script], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert client.stdout is not None
+    assert client.stdout.readline() == b"ready\n"
+    client.send_signal(signal.SIGTERM)
+    assert client.wait(timeout=30) == 42
+    # SIGKILL of the client: its worker dies too, as the command's own process would
+    client = subprocess.Popen([BERTH, "logs", "-f", "nothing-here-yet"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert client.wait(timeout=30) == 1  # no such container: served and answered
+    client = subprocess.Popen([BERTH, "run", "-d", "--name", "long", "busybox", "sleep", "60"],
+                              env=env, stdout=subprocess.PIPE)
+    assert client.wait(timeout=60) == 0
+    client = subprocess.Popen([BERTH, "wait", "long"], env=env, stdout=subprocess.PIPE)
+    workers = _wait_for_workers(forkserver, server, 2)
+    client.kill()
+    client.wait(timeout=10)
+    spare = set(forkserver.workers(server))
+    for pid in workers:
+        if pid not in spare:
+            _wait_gone(pid)
+    assert forkserver.cli.run("rm", "-f", "long").returncode == 0
+
+
+def _wait_for_workers(forkserver: ForkServer, server: int, count: int) -> list[int]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = forkserver.workers(server)
+        if len(found) >= count:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"the fork server never had {count} children")
+
+
+def test_refuses_another_namespace_and_changed_code(forkserver: ForkServer) -> None:
+    server = forkserver.start()
+    other_netns = subprocess.run(
+        ["unshare", "--net", BERTH, "version"], env=forkserver.cli.env(
+            forkserver.env(BERTH_TRACE="1")), capture_output=True, timeout=60, check=False)
+    assert other_netns.returncode == 0  # it ran in its own process
+    assert "refused: credentials or namespaces" in other_netns.stderr.decode()
+    assert SERVED not in other_netns.stderr.decode()
+    # a berth source file changed since the server started: refused, and the server leaves
+    import berth.cli.render as module
+
+    path = module.__file__
+    assert path is not None
+    before = os.stat(path)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    try:
+        stale = forkserver.run("version", env={"BERTH_TRACE": "1"})
+    finally:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert stale.returncode == 0
+    assert "refused: stale" in stale.stderr.decode()
+    _wait_gone(server)
+
+
+def test_leaves_when_idle_or_told_and_takes_its_socket(forkserver: ForkServer,
+                                                        busybox: str) -> None:
+    server = forkserver.start()
+    # SIGTERM: no new command, but the running one finishes and its client gets its status
+    client = subprocess.Popen(
+        [BERTH, "run", "--rm", "busybox", "sh", "-c", "sleep 1; exit 5"],
+        env=forkserver.cli.env(forkserver.env()), stdout=subprocess.PIPE)
+    _wait_for_workers(forkserver, server, 2)
+    os.kill(server, signal.SIGTERM)
+    assert client.wait(timeout=60) == 5
+    _wait_gone(server)
+    assert forkserver.socket() is None
+    # idle: BERTH_FORKSERVER_IDLE seconds after its last command
+    server = forkserver.start()
+    os.kill(server, signal.SIGTERM)
+    _wait_gone(server)
+    forkserver.run("version", env={"BERTH_FORKSERVER_IDLE": "0.5"})  # starts one that idles
+    deadline = time.monotonic() + 30
+    while forkserver.pid() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    idle = forkserver.pid()
+    assert idle is not None
+    _wait_gone(idle)
+    assert forkserver.socket() is None
+    assert forkserver.run("version").returncode == 0  # and the next command runs anyway
+
+
+def test_disabled_by_the_environment(forkserver: ForkServer) -> None:
+    result = forkserver.run("version", env={"BERTH_NO_FORKSERVER": "1", "BERTH_TRACE": "1"})
+    assert result.returncode == 0
+    assert SERVED not in result.stderr.decode()
+    time.sleep(0.3)
+    assert forkserver.pid() is None  # and none was started
