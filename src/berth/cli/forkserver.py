@@ -140,9 +140,20 @@ class Server:
         gc.freeze()  # what is imported stays shared with every worker (no collector writes)
         gc.disable()
         last_active = time.monotonic()
+        watching = False  # whether the poll watches the socket for a connection
         while not (self.stopping and not self.workers):
-            if self.spare[0] < 0 and not self.stopping:
+            if self.spare[0] < 0 and not self.stopping and (
+                    not self.workers or _pending(self.listener)):
                 self._fork_spare()
+            # While a command runs, the next spare waits for it to end (its fork and its copy
+            # of the memory would take CPU from the command) unless a connection is waiting.
+            wanted = self.spare[0] < 0 and not self.stopping
+            if wanted != watching:
+                if wanted:
+                    self.poller.register(self.listener, select.POLLIN)
+                else:
+                    self.poller.unregister(self.listener)
+                watching = wanted
             if self.workers:
                 last_active = time.monotonic()
             idle_for = time.monotonic() - last_active
@@ -159,6 +170,9 @@ class Server:
                 elif fd in self.workers:
                     self._reap(fd)
             if self.stopping:
+                if watching:
+                    self.poller.unregister(self.listener)
+                    watching = False
                 self._stop_serving()
         self._stop_serving()
         return 0
@@ -432,6 +446,14 @@ def _own_memory() -> None:
                              syscalls.MADV_POPULATE_WRITE)
         except OSError:
             return  # a kernel before 5.14: the faults come as the command runs
+
+
+def _pending(listener: socket.socket) -> bool:
+    """Whether a connection waits to be accepted."""
+    try:
+        return bool(select.select([listener], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
 
 
 def _drain(fd: int) -> None:

@@ -196,6 +196,13 @@ def make_in_root(root_fd: int, path: str, directory: bool) -> int:
     """An ``O_PATH`` fd of ``path`` inside the root, creating what is missing (directories on
     the way, and the last component as a directory or an empty file). A dangling symlink on the
     way is followed inside the root and its target created, as runc does."""
+    try:
+        return open_in_root(root_fd, path)
+    except FileNotFoundError:
+        pass
+    made = _make_last(root_fd, path, directory)  # the usual case: only the last one is missing
+    if made is not None:
+        return made
     for _ in range(_MAX_SYMLINKS):
         try:
             return open_in_root(root_fd, path)
@@ -241,6 +248,29 @@ def make_in_root(root_fd: int, path: str, directory: bool) -> int:
             return open_in_root(root_fd, path)
         path = restart
     raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
+
+
+def _make_last(root_fd: int, path: str, directory: bool) -> int | None:
+    """:func:`make_in_root` when ``path``'s parent exists and its last component is not there
+    at all; None otherwise (a missing parent, a dangling symlink: the general walk)."""
+    parts = _split(path)
+    if not parts:
+        return None
+    try:
+        parent = open_in_root(root_fd, "/" + "/".join(parts[:-1]), os.O_PATH | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        if directory:
+            os.mkdir(parts[-1], 0o755, dir_fd=parent)
+        else:
+            os.close(os.open(parts[-1], os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o755, dir_fd=parent))
+    except FileExistsError:
+        return None
+    finally:
+        os.close(parent)
+    return open_in_root(root_fd, path)
 
 
 def _fd_path(fd: int) -> str:

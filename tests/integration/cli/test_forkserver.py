@@ -67,7 +67,7 @@ class ForkServer:
         raise AssertionError("the fork server did not start serving within 30 s")
 
     def workers(self, server: int) -> list[int]:
-        """The server's children: its spare and the workers running commands."""
+        """The server's children: the workers running commands, and its spare."""
         found = []
         for entry in os.listdir("/proc"):
             if entry.isdigit():
@@ -154,24 +154,27 @@ def test_signals_reach_the_command_and_a_killed_client_takes_its_worker(
                               env=env, stdout=subprocess.PIPE)
     assert client.wait(timeout=60) == 0
     client = subprocess.Popen([BERTH, "wait", "long"], env=env, stdout=subprocess.PIPE)
-    workers = _wait_for_workers(forkserver, server, 2)
+    assert client.stdout is not None
+    worker = _worker_of(forkserver, server, client.stdout.fileno())
     client.kill()
     client.wait(timeout=10)
-    spare = set(forkserver.workers(server))
-    for pid in workers:
-        if pid not in spare:
-            _wait_gone(pid)
+    _wait_gone(worker)
     assert forkserver.cli.run("rm", "-f", "long").returncode == 0
 
 
-def _wait_for_workers(forkserver: ForkServer, server: int, count: int) -> list[int]:
+def _worker_of(forkserver: ForkServer, server: int, client_stdout: int) -> int:
+    """The server's child whose stdout is the client's (the worker running its command)."""
+    pipe = os.fstat(client_stdout).st_ino
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        found = forkserver.workers(server)
-        if len(found) >= count:
-            return found
+        for pid in forkserver.workers(server):
+            try:
+                if os.stat(f"/proc/{pid}/fd/1").st_ino == pipe:
+                    return pid
+            except OSError:
+                continue
         time.sleep(0.02)
-    raise AssertionError(f"the fork server never had {count} children")
+    raise AssertionError("no worker of the fork server runs the client's command")
 
 
 def test_refuses_another_namespace_and_changed_code(forkserver: ForkServer) -> None:
@@ -205,7 +208,8 @@ def test_leaves_when_idle_or_told_and_takes_its_socket(forkserver: ForkServer,
     client = subprocess.Popen(
         [BERTH, "run", "--rm", "busybox", "sh", "-c", "sleep 1; exit 5"],
         env=forkserver.cli.env(forkserver.env()), stdout=subprocess.PIPE)
-    _wait_for_workers(forkserver, server, 2)
+    assert client.stdout is not None
+    _worker_of(forkserver, server, client.stdout.fileno())
     os.kill(server, signal.SIGTERM)
     assert client.wait(timeout=60) == 5
     _wait_gone(server)
