@@ -9,6 +9,9 @@ none``, with berth and with podman (a private --root/--runroot, busybox loaded f
 - the PSS and RSS of berth's own processes (the store's supervisor and its anchor: whatever
   berth runs besides the containers themselves) divided by COUNT, against the same for
   podman's conmon processes (one per container), and the ratio;
+- apart, the fork server's PSS and RSS (``berth.cli.forkserver``: the process the CLI's
+  commands are forked from, with its spare). It is not per container and leaves 120 s after
+  the last command, so an idle host does not keep it;
 - the total time to create and start the COUNT containers, and the ratio.
 
 PSS comes from /proc/PID/smaps_rollup. Everything is removed afterwards: containers, the
@@ -64,13 +67,28 @@ def pids_where(predicate: object) -> list[int]:
     return found
 
 
+def children_of(parent: int) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == parent:
+                        found.append(int(name))
+            except OSError:
+                continue
+    return found
+
+
 # ----------------------------------------------------------------------------------- berth
 
 
 class Berth:
     def __init__(self, work: str) -> None:
         self.root = os.path.join(work, "berth-store")
-        self.env = dict(os.environ, BERTH_ROOT=self.root)
+        # a fork server of the benchmark's own (berth.cli.forkserver), ended at cleanup
+        self.forkserver_dir = os.path.join(work, "forkserver")
+        self.env = dict(os.environ, BERTH_ROOT=self.root, BERTH_FORKSERVER_DIR=self.forkserver_dir)
 
     def __call__(self, *args: str) -> str:
         done = subprocess.run([BERTH, *args], env=self.env, capture_output=True, check=False)
@@ -89,6 +107,19 @@ class Berth:
             lambda argv, exe: exe == anchor or (b"berth.monitor" in argv and root in argv)
         )
 
+    def forkserver(self) -> list[int]:
+        """The fork server and its children (the spare), if it runs."""
+        if not os.path.isdir(self.forkserver_dir):
+            return []
+        for name in os.listdir(self.forkserver_dir):
+            if name.endswith(".lock"):
+                with open(os.path.join(self.forkserver_dir, name)) as f:
+                    text = f.read().strip()
+                if text.isdigit() and os.path.exists(f"/proc/{text}"):
+                    server = int(text)
+                    return [server, *children_of(server)]
+        return []
+
     def cleanup(self) -> None:
         ids = self("ps", "-aq").split()
         if ids:
@@ -98,6 +129,9 @@ class Berth:
         for pid in self.processes():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        for pid in self.forkserver()[:1]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
 
 # ---------------------------------------------------------------------------------- podman
@@ -199,6 +233,8 @@ def main() -> int:
         time.sleep(2)
         berth_pids = berth.processes()
         berth_pss, berth_rss = memory_of(berth_pids)
+        forkserver_pids = berth.forkserver()
+        forkserver_pss, forkserver_rss = memory_of(forkserver_pids)
 
         podman_pss = podman_rss = 0
         podman_time = 0.0
@@ -216,6 +252,11 @@ def main() -> int:
 
         print(f"\n== idle memory of {count} detached containers (the runtimes' own processes)")
         report(count, f"berth ({len(berth_pids)} processes)", berth_pss, berth_rss, berth_time)
+        print(
+            f"  berth's fork server ({len(forkserver_pids)} processes, not per container; it "
+            f"leaves 120 s after the last command): PSS {forkserver_pss / 1024:.2f} MiB, "
+            f"RSS {forkserver_rss / 1024:.2f} MiB"
+        )
         if use_podman:
             report(count, f"podman conmon ({count})", podman_pss, podman_rss, podman_time)
             print(f"  PSS per container, berth / podman: {berth_pss / podman_pss:.2f}")

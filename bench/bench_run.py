@@ -5,7 +5,10 @@
 
 1. Interleaved, fresh processes, ``--runs`` rounds (one warm-up round first):
    - ``berth run --rm --network none busybox true`` (the virtual environment's console script,
-     a store of its own in a temp root with busybox bootstrapped);
+     a store of its own in a temp root with busybox bootstrapped), served by berth's fork server
+     (``berth.cli.forkserver``, a private one of the benchmark's, started and waited for
+     first); the same with ``BERTH_NO_FORKSERVER=1`` (the whole command in its own process),
+     and with ``BERTH_NO_WARM=1``;
    - ``runc run`` and ``crun run`` of a bundle made from the same rootfs (berth's busybox
      layer, copied out), with ``runc spec``'s config running ``true``: its namespaces include
      a new, empty network namespace, which is what ``--network none`` gives; the same with the
@@ -15,17 +18,20 @@
      busybox loaded from a ``berth save`` archive of the same image);
    - a bare ``unshare -mupin true``, and the virtual environment's ``python -c pass`` (the floor
      of any Python command).
-   Prints medians (and the CPU time of each command's whole process tree), ratios berth/runc,
+   Prints medians (and the CPU time of each command's whole process tree: for a command the
+   fork server runs, only the client's, since the worker is not its child), ratios berth/runc,
    berth/crun and berth/podman, and the targets (berth no slower than runc; at most a fifth of
    podman).
-2. Where berth's time goes: ``--trace-runs`` more runs with ``BERTH_TRACE=1``
+2. Where berth's time goes, with and without the fork server: ``--trace-runs`` more runs each
+   with ``BERTH_TRACE=1``
    (``berth.trace``); the median of each checkpoint's delta, plus the interpreter's start (spawn
    to the first checkpoint) and its exit (the last checkpoint to the parent's ``wait``).
 3. The default bridge: ``berth run --rm busybox true`` vs ``--network none`` (interleaved), and
    podman's bridge vs its ``--network none``; both engines run inside one network namespace of
    the benchmark's own (``nsenter``), so their bridges and firewall rules never touch the host
-   and the host's own rules (or other stores' tables) do not weigh on them. Target: berth's
-   extra cost at most a quarter of podman's.
+   and the host's own rules (or other stores' tables) do not weigh on them (the fork server
+   refuses a client in another network namespace: these berth commands run in their own
+   process). Target: berth's extra cost at most a quarter of podman's.
 
 Byte-code is compiled first and ``PYTHONDONTWRITEBYTECODE`` is unset for the measured
 processes, so the numbers are those of an installed berth. Needs root; leaves nothing behind
