@@ -8,7 +8,7 @@
      a store of its own in a temp root with busybox bootstrapped), served by berth's fork server
      (``berth.cli.forkserver``, a private one of the benchmark's, started and waited for
      first); the same with ``BERTH_NO_FORKSERVER=1`` (the whole command in its own process),
-     and with ``BERTH_NO_WARM=1``;
+     and that with ``BERTH_NO_WARM=1`` too;
    - ``runc run`` and ``crun run`` of a bundle made from the same rootfs (berth's busybox
      layer, copied out), with ``runc spec``'s config running ``true``: its namespaces include
      a new, empty network namespace, which is what ``--network none`` gives; the same with the
@@ -207,9 +207,10 @@ def main_commands(setup: Setup) -> dict[str, list[str]]:
             "/usr/bin/env", "BERTH_NO_FORKSERVER=1",
             *setup.berth("run", "--rm", "--network", "none", "busybox", "true"),
         ],
-        # the same without berth.runtime.cgroups.warm
-        "berth run, no cgroup warm-up": [
-            "/usr/bin/env", "BERTH_NO_WARM=1",
+        # the same without berth.runtime.cgroups.warm (and so without the fork server, whose
+        # spare keeps the lock warm before the command even comes)
+        "berth run, no fork server, no warm-up": [
+            "/usr/bin/env", "BERTH_NO_FORKSERVER=1", "BERTH_NO_WARM=1",
             *setup.berth("run", "--rm", "--network", "none", "busybox", "true"),
         ],
         "runc run": [RUNC, "--root", f"{work}/runc", "run", "--bundle", setup.bundle, "ID"],

@@ -38,6 +38,7 @@ import time
 
 from berth.cli import forkclient, forkworker
 from berth.runtime import syscalls
+from berth.runtime.cgroups import warm
 
 IDLE_SECONDS = 120.0
 _REQUEST_TIMEOUT = 5.0
@@ -275,6 +276,11 @@ class Server:
                 conn.close()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        # A spare comes when the previous command ends, and the next often follows: keep the
+        # kernel's cgroup-migration lock warm from now (for up to two seconds), so that the
+        # grace period a cold lock waits for has passed before a `berth run` creates and joins
+        # its cgroups (berth.runtime.cgroups.warm; the worker stops it if BERTH_NO_WARM is set).
+        warm.start()
         _own_memory()
         while True:
             conn, _ = self.listener.accept()

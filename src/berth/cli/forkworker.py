@@ -19,6 +19,7 @@ import sys
 
 from berth import trace
 from berth.cli import main as cli_main
+from berth.runtime.cgroups import warm
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ def run(conn: socket.socket, request: Request) -> int:
         _take_stdio(request.sent, request.fds)
         _take_process_attributes(request.pid)
         _take_environment(request.env)
+        if os.environ.get("BERTH_NO_WARM"):
+            warm.stop()  # the spare's (berth.cli.forkserver)
         sys.argv = [sys.argv[0] if sys.argv else "berth", *request.args]
         sys.dont_write_bytecode = bool(request.env.get("PYTHONDONTWRITEBYTECODE"))
         _reseed()

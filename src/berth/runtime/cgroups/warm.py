@@ -12,6 +12,9 @@ nothing: the grace period passes in the background, and the real move of the con
 finds the lock warm. The thread stops when told (once the init has joined) or after two
 seconds, whichever comes first.
 
+The fork server's spare (``berth.cli.forkserver``) starts it as soon as it is forked, so that
+for a command it serves the grace period has passed before the command even arrives.
+
 ``BERTH_NO_WARM=1`` in the environment turns it off (``bench/bench_run.py`` measures both).
 Only ``_thread`` is used (not ``threading``, which costs a millisecond or two to import on
 ``berth run``'s path).
