@@ -7,8 +7,6 @@
 The package imports lazily so the ``berth`` command starts fast.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 
 __version__ = "0.1.0"
@@ -21,7 +19,7 @@ if TYPE_CHECKING:
     from berth.errors import BerthError
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":  # a string: no __future__ import on the start path
     if name == "Engine":
         from berth.engine import Engine
 

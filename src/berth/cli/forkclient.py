@@ -2,12 +2,13 @@
 line, environment and stdio to the server, which runs the command in a forked, pre-imported
 worker; forward the signals this process receives; exit as the worker does.
 
-This module is on every ``berth`` command's start path, so it imports nothing but ``os``,
-``sys`` and the C modules ``_socket`` and ``_signal`` (``socket`` and ``signal`` import
-``enum``, a millisecond and more). :func:`run` returns ``None`` whenever the command should run
-in this process instead: no server (one is started for the next command), a server that refuses
-(another namespace, other credentials, code changed since it started), not root, or
-``BERTH_NO_FORKSERVER`` set.
+This module is on every ``berth`` command's start path, so it imports nothing but the C modules
+``posix``, ``_socket`` and ``_signal`` (``os`` costs ~1.5 ms under ``python -S``, and
+``socket`` and ``signal`` import ``enum``), and it has no ``from __future__`` import (the
+``__future__`` module is a real import). :func:`run` returns ``None`` whenever the command
+should run in this process instead: no server (one is started for the next command), a server
+that refuses (another namespace, other credentials, code changed since it started), not root,
+or ``BERTH_NO_FORKSERVER`` set.
 
 The protocol, on one unix stream connection:
 
@@ -22,11 +23,9 @@ The protocol, on one unix stream connection:
   what happens to a command whose process is killed.
 """
 
-from __future__ import annotations
-
 import _signal  # type: ignore[import-not-found]
 import _socket
-import os
+import posix
 import sys
 
 PROTOCOL = b"berth-fork-1"
@@ -47,9 +46,16 @@ def socket_path() -> str:
     """Where this installation's server listens: one per interpreter and berth source tree,
     so a server never runs another installation's code (``BERTH_FORKSERVER_DIR`` moves the
     directory: a server of its own, for tests)."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    key = _fnv1a(os.fsencode(sys.executable) + b"\0" + os.fsencode(here))
-    return f"{os.environ.get(DIR_ENV) or RUN_DIR}/{key}.sock"
+    here = __file__ if __file__.startswith("/") else f"{posix.getcwd()}/{__file__}"
+    package = here.rsplit("/", 2)[0]  # .../berth, from .../berth/cli/forkclient.py
+    key = _fnv1a(_encode(sys.executable) + b"\0" + _encode(package))
+    directory = posix.environ.get(DIR_ENV.encode())
+    return f"{directory.decode(errors='surrogateescape') if directory else RUN_DIR}/{key}.sock"
+
+
+def _encode(text: str) -> bytes:
+    """What os.fsencode does (a UTF-8 file system encoding, as on Linux)."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _fnv1a(data: bytes) -> str:
@@ -61,7 +67,7 @@ def _fnv1a(data: bytes) -> str:
 
 def run(args: list[str]) -> int | None:
     """Run ``berth ARGS`` in the fork server; its exit status, or None to run it here."""
-    if os.environ.get(DISABLE_ENV) or os.geteuid() != 0:
+    if posix.environ.get(DISABLE_ENV.encode()) or posix.geteuid() != 0:
         return None
     path = socket_path()
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
@@ -89,7 +95,7 @@ class _Session:
             return self._wait()
         except OSError:
             if self.accepted:
-                os.write(2, b"Error: lost the connection to the berth fork server running "
+                posix.write(2, b"Error: lost the connection to the berth fork server running "
                             b"this command\n")
                 return 125
             return self._refused()
@@ -97,8 +103,8 @@ class _Session:
     def _send_request(self, args: list[str]) -> None:
         fds = [fd for fd in (0, 1, 2) if _is_open(fd)]
         fields = [PROTOCOL, "".join(map(str, fds)).encode(), str(len(args)).encode()]
-        fields += [os.fsencode(arg) for arg in args]
-        fields += [key + b"=" + value for key, value in os.environb.items()]
+        fields += [_encode(arg) for arg in args]
+        fields += [key + b"=" + value for key, value in posix.environ.items()]
         payload = b"\0".join(fields)
         data = len(payload).to_bytes(4, "big") + payload
         rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
@@ -132,7 +138,7 @@ class _Session:
                     _die_by(int(value))
         if not self.accepted:
             return self._refused()
-        os.write(2, b"Error: the berth fork server running this command ended before the "
+        posix.write(2, b"Error: the berth fork server running this command ended before the "
                     b"command did, so its outcome is unknown (BERTH_NO_FORKSERVER=1 runs "
                     b"each command in its own process)\n")
         return 125
@@ -154,13 +160,13 @@ class _Session:
             default = _signal.default_int_handler if signum == _signal.SIGINT else _signal.SIG_DFL
             _signal.signal(signum, default)
         for signum in self.pending:
-            os.kill(os.getpid(), signum)
+            posix.kill(posix.getpid(), signum)
         return None
 
 
 def _is_open(fd: int) -> bool:
     try:
-        os.fstat(fd)
+        posix.fstat(fd)
     except OSError:
         return False
     return True
@@ -170,8 +176,8 @@ def _die_by(signum: int) -> None:
     """End this process as the worker ended: killed by ``signum``."""
     _signal.signal(signum, _signal.SIG_DFL)
     _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [signum])
-    os.kill(os.getpid(), signum)
-    os._exit(128 + signum)
+    posix.kill(posix.getpid(), signum)
+    posix._exit(128 + signum)
 
 
 def start_server() -> None:
@@ -179,20 +185,36 @@ def start_server() -> None:
     runs in its own process). The server takes a lock first: of several started at once, one
     stays."""
     try:
-        os.makedirs(os.path.dirname(socket_path()), mode=0o700, exist_ok=True)
-        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        _make_dirs(socket_path().rsplit("/", 1)[0])
+        null = posix.open("/dev/null", posix.O_RDWR | posix.O_CLOEXEC)
         try:
-            os.posix_spawn(
+            posix.posix_spawn(
                 sys.executable,
                 [sys.executable, "-S", "-c", _SERVER_MAIN, *sys.path],
-                {k: v for k, v in os.environ.items() if k != "BERTH_TRACE"},
-                file_actions=[(os.POSIX_SPAWN_DUP2, null, fd) for fd in (0, 1, 2)],
+                {k: v for k, v in posix.environ.items() if k != b"BERTH_TRACE"},
+                file_actions=[(posix.POSIX_SPAWN_DUP2, null, fd) for fd in (0, 1, 2)],
                 setsid=True,
             )
         finally:
-            os.close(null)
+            posix.close(null)
     except OSError:
         pass  # no server: every command runs in its own process, as without one
+
+
+def _make_dirs(path: str) -> None:
+    """``mkdir -p`` (0700 for what it creates)."""
+    if not path or path == "/":
+        return
+    try:
+        posix.stat(path)
+        return
+    except FileNotFoundError:
+        pass
+    _make_dirs(path.rsplit("/", 1)[0])
+    try:
+        posix.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
 
 
 # the server's command line: this process's sys.path, so that it imports the same berth
