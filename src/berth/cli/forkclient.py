@@ -43,14 +43,31 @@ _ECONNREFUSED = 111
 
 
 def socket_path() -> str:
-    """Where this installation's server listens: one per interpreter and berth source tree,
-    so a server never runs another installation's code (``BERTH_FORKSERVER_DIR`` moves the
-    directory: a server of its own, for tests)."""
+    """Where the server for this process listens: one per interpreter, berth source tree and
+    cgroup. So a server never runs another installation's code, and it lives (and its workers
+    are accounted) in its clients' cgroup: a systemd service's commands get a server inside the
+    service, which ends with it. ``BERTH_FORKSERVER_DIR`` moves the directory (a server of its
+    own, for tests)."""
     here = __file__ if __file__.startswith("/") else f"{posix.getcwd()}/{__file__}"
     package = here.rsplit("/", 2)[0]  # .../berth, from .../berth/cli/forkclient.py
-    key = _fnv1a(_encode(sys.executable) + b"\0" + _encode(package))
+    key = _fnv1a(b"\0".join((_encode(sys.executable), _encode(package), own_cgroups())))
     directory = posix.environ.get(DIR_ENV.encode())
     return f"{directory.decode(errors='surrogateescape') if directory else RUN_DIR}/{key}.sock"
+
+
+def own_cgroups() -> bytes:
+    """/proc/self/cgroup: this process's cgroup in each hierarchy."""
+    try:
+        fd = posix.open("/proc/self/cgroup", posix.O_RDONLY | posix.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        chunks = []
+        while chunk := posix.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        posix.close(fd)
 
 
 def _encode(text: str) -> bytes:

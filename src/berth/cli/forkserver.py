@@ -14,14 +14,15 @@ so a fork of it is as clean as a fresh interpreter.
 
 A request is refused (and runs in the client's own process) unless the client is
 indistinguishable from the server to the kernel: the same credentials, capabilities,
-no_new_privs and seccomp mode, namespaces and root, and the same locale and ``PYTHON*``
-variables (what an interpreter reads at its start). A server whose berth source files changed
-since it started refuses and exits, so an upgrade or an edit is never served by old code. It
-exits on its own after :data:`IDLE_SECONDS` without a command (``BERTH_FORKSERVER_IDLE``
+no_new_privs and seccomp mode, LSM label, cgroups, namespaces and root, and the same locale and
+``PYTHON*`` variables (what an interpreter reads at its start). Clients in another cgroup find
+a server of their own (the socket's name says which cgroup). A server whose berth source files
+changed since it started refuses and exits, so an upgrade or an edit is never served by old
+code. It exits on its own after :data:`IDLE_SECONDS` without a command (``BERTH_FORKSERVER_IDLE``
 changes that), and on SIGTERM once its workers are done.
 
-One server runs per interpreter and berth source tree (the socket's name says which), under
-``/run/berth/forkserver``, for root only (the socket is 0600 and every peer is checked).
+One server runs per interpreter, berth source tree and cgroup (the socket's name says which),
+under ``/run/berth/forkserver``, for root only (the socket is 0600 and every peer is checked).
 """
 
 from __future__ import annotations
@@ -407,10 +408,17 @@ def _received_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
 
 
 def _identity(pid: int) -> tuple[object, ...]:
-    """Who ``pid`` is to the kernel: credentials, capabilities, no_new_privs, seccomp, every
-    namespace and the root directory."""
+    """Who ``pid`` is to the kernel: credentials, capabilities, no_new_privs, seccomp, LSM
+    label, cgroups, every namespace and the root directory."""
     with open(f"/proc/{pid}/status", "rb") as f:
         status = tuple(line for line in f if line.startswith(_IDENTITY_FIELDS))
+    with open(f"/proc/{pid}/cgroup", "rb") as f:
+        cgroups = f.read()
+    try:
+        with open(f"/proc/{pid}/attr/current", "rb") as f:
+            label = f.read()
+    except OSError:  # no LSM that labels processes
+        label = b""
     namespaces = []
     for name in _NAMESPACES:
         try:
@@ -418,7 +426,7 @@ def _identity(pid: int) -> tuple[object, ...]:
         except FileNotFoundError:
             namespaces.append("")
     root = os.stat(f"/proc/{pid}/root")
-    return status, tuple(namespaces), (root.st_dev, root.st_ino)
+    return status, cgroups, label, tuple(namespaces), (root.st_dev, root.st_ino)
 
 
 def _source_stamps() -> dict[str, int]:

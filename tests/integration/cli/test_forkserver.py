@@ -235,3 +235,42 @@ def test_disabled_by_the_environment(forkserver: ForkServer) -> None:
     assert SERVED not in result.stderr.decode()
     time.sleep(0.3)
     assert forkserver.pid() is None  # and none was started
+
+
+def test_a_client_in_another_cgroup_has_a_server_of_its_own(forkserver: ForkServer) -> None:
+    """The server lives in its clients' cgroup (a systemd service's commands get one inside the
+    service): a client elsewhere gets another server, never this one's workers."""
+    first = forkserver.start()
+    hierarchy = "/sys/fs/cgroup/unified"
+    if not os.path.isdir(hierarchy):
+        hierarchy = "/sys/fs/cgroup"
+    group = tempfile.mkdtemp(prefix="berth-forkserver-test-", dir=hierarchy)
+    others: list[int] = []
+    try:
+        script = f'echo $$ > {group}/cgroup.procs && exec "$@"'
+        for _ in range(2):  # the first starts its server, the second is served by it
+            result = subprocess.run(
+                ["sh", "-c", script, "sh", BERTH, "version"],
+                env=forkserver.cli.env(forkserver.env(BERTH_TRACE="1")),
+                capture_output=True, timeout=60, check=False)
+            assert result.returncode == 0
+            time.sleep(0.5)
+        sockets = [n for n in os.listdir(forkserver.directory) if n.endswith(".sock")]
+        assert len(sockets) == 2
+        others = [pid for pid in _pids_in(group) if pid != first]
+        assert others, "no fork server runs in the other cgroup"
+        assert first not in _pids_in(group)
+    finally:
+        for pid in _pids_in(group):
+            os.kill(pid, signal.SIGKILL)
+        for pid in others:
+            _wait_gone(pid)
+        deadline = time.monotonic() + 10
+        while _pids_in(group) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.rmdir(group)
+
+
+def _pids_in(group: str) -> list[int]:
+    with open(os.path.join(group, "cgroup.procs")) as f:
+        return [int(line) for line in f if line.strip()]
