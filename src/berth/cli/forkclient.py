@@ -15,12 +15,12 @@ The protocol, on one unix stream connection:
 - client to server: a 4-byte big-endian length, then the request: NUL-separated fields
   :data:`PROTOCOL`, the stdio fds sent (e.g. ``012``), the number of arguments, the arguments,
   then the environment's ``NAME=value`` entries; the stdio fds ride along as SCM_RIGHTS.
-- server to client, one line each: ``A`` (accepted: a worker runs it), ``R<reason>`` (refused:
-  run it here), ``X<code>`` (the command's exit status), ``K<signal>`` (the worker was killed by
-  that signal).
-- client to worker: ``S<signal>`` for each signal this process receives; the worker raises it
-  on itself. The worker kills itself (SIGKILL) if this connection ends before its command does:
-  what happens to a command whose process is killed.
+- server to client, one line each: ``A<pid>`` (accepted: worker ``pid`` runs it),
+  ``R<reason>`` (refused: run it here), ``X<code>`` (the command's exit status), ``K<signal>``
+  (the worker was killed by that signal).
+- The client passes each signal it receives on to the worker (through a pidfd, so never to a
+  later process with the same pid). The worker kills itself (SIGKILL) if this connection ends
+  before its command does: what happens to a command whose process is killed.
 """
 
 import _signal  # type: ignore[import-not-found]
@@ -32,11 +32,12 @@ PROTOCOL = b"berth-fork-1"
 DISABLE_ENV = "BERTH_NO_FORKSERVER"
 DIR_ENV = "BERTH_FORKSERVER_DIR"
 RUN_DIR = "/run/berth/forkserver"
-# what the worker raises on itself when this process gets it (SIGINT: Ctrl-C; SIGWINCH: a
-# terminal resized; the others: a user, a shell or a supervisor stopping the command)
+# what the worker gets when this process gets it (SIGINT: Ctrl-C; SIGWINCH: a terminal resized;
+# SIGTSTP and SIGCONT: Ctrl-Z and fg, which stop and resume the worker with this process; the
+# others: a user, a shell or a supervisor stopping the command)
 FORWARDED = (
     _signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT,
-    _signal.SIGUSR1, _signal.SIGUSR2, _signal.SIGWINCH,
+    _signal.SIGUSR1, _signal.SIGUSR2, _signal.SIGWINCH, _signal.SIGTSTP, _signal.SIGCONT,
 )
 _ENOENT = 2
 _ECONNREFUSED = 111
@@ -102,6 +103,7 @@ class _Session:
     def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self.accepted = False
+        self.worker = -1  # a pidfd of the worker
         self.pending: list[int] = []  # signals that came before the server said yes or no
 
     def run(self, args: list[str]) -> int | None:
@@ -142,6 +144,7 @@ class _Session:
                 kind, value = line[:1], line[1:]
                 if kind == b"A":
                     self.accepted = True
+                    self.worker = posix.pidfd_open(int(value))
                     for signum in self.pending:
                         self._forward(signum, None)
                 elif kind == b"R":
@@ -163,12 +166,18 @@ class _Session:
     def _forward(self, signum: int, frame: object) -> None:
         del frame
         if not self.accepted:
-            self.pending.append(signum)
+            if signum != _signal.SIGCONT:
+                self.pending.append(signum)
             return
+        # The worker's process group is the server's, orphaned: the kernel drops SIGTSTP there.
+        # So Ctrl-Z stops it with SIGSTOP, and this process after it.
+        stop = signum == _signal.SIGTSTP
         try:
-            self.sock.send(b"S%d\n" % signum)
+            _signal.pidfd_send_signal(self.worker, _signal.SIGSTOP if stop else signum)
         except OSError:
             pass  # the worker is gone: its status is on its way
+        if stop:
+            posix.kill(posix.getpid(), _signal.SIGSTOP)
 
     def _refused(self) -> int | None:
         """Handle signals as a fresh interpreter does again, and raise those that came."""

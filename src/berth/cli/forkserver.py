@@ -291,7 +291,7 @@ class Server:
             self.listener.close()
             self.control_peer.close()
             _die_with_parent()
-            conn.sendall(b"A\n")
+            conn.sendall(b"A%d\n" % os.getpid())
             os._exit(forkworker.run(conn, request))
 
     def _admit(self, conn: socket.socket) -> forkworker.Request | None:

@@ -153,10 +153,9 @@ def _reseed() -> None:
 
 
 def _listen_to_client(conn: socket.socket) -> None:
-    """Raise on this process the signals the client forwards; die by SIGKILL when the client's
-    end closes first (its process was killed): SIGIO tells when either comes."""
+    """Die by SIGKILL when the client's end of the connection closes first: its process was
+    killed (SIGIO tells; the client sends nothing more, it signals this process directly)."""
     conn.setblocking(False)
-    buffer = bytearray()
 
     def on_io(signum: int, frame: object) -> None:
         del signum, frame
@@ -164,17 +163,11 @@ def _listen_to_client(conn: socket.socket) -> None:
             try:
                 chunk = conn.recv(256)
             except (BlockingIOError, InterruptedError):
-                break
+                return
             except OSError:
                 chunk = b""
             if not chunk:
                 os.kill(os.getpid(), signal.SIGKILL)
-            buffer.extend(chunk)
-            while b"\n" in buffer:
-                line, _, rest = bytes(buffer).partition(b"\n")
-                buffer[:] = rest
-                if line[:1] == b"S" and line[1:].isdigit():
-                    os.kill(os.getpid(), int(line[1:]))
 
     signal.signal(signal.SIGIO, on_io)
     fcntl.fcntl(conn.fileno(), fcntl.F_SETOWN, os.getpid())

@@ -274,3 +274,35 @@ def test_a_client_in_another_cgroup_has_a_server_of_its_own(forkserver: ForkServ
 def _pids_in(group: str) -> list[int]:
     with open(os.path.join(group, "cgroup.procs")) as f:
         return [int(line) for line in f if line.strip()]
+
+
+def test_ctrl_z_stops_the_client_with_its_worker_and_fg_resumes_both(
+        forkserver: ForkServer, busybox: str) -> None:
+    server = forkserver.start()
+    script = 'trap "exit 42" TERM; echo ready; while true; do sleep 0.1; done'
+    client = subprocess.Popen([BERTH, "run", "--rm", "busybox", "sh", "-c", script],
+                              env=forkserver.cli.env(forkserver.env()),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert client.stdout is not None
+    assert client.stdout.readline() == b"ready\n"
+    worker = _worker_of(forkserver, server, client.stdout.fileno())
+    client.send_signal(signal.SIGTSTP)
+    _wait_state(client.pid, "T")
+    _wait_state(worker, "T")
+    client.send_signal(signal.SIGCONT)
+    _wait_state(client.pid, "S")
+    _wait_state(worker, "S")
+    client.send_signal(signal.SIGTERM)
+    assert client.wait(timeout=30) == 42
+
+
+def _wait_state(pid: int, state: str) -> None:
+    deadline = time.monotonic() + 10
+    seen = ""
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as f:
+            seen = f.read().rsplit(")", 1)[1].split()[0]
+        if seen == state or (state == "S" and seen in "RS"):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} is in state {seen}, not {state}")
