@@ -15,11 +15,12 @@ The protocol, on one unix stream connection:
 - client to server: a 4-byte big-endian length, then the request: NUL-separated fields
   :data:`PROTOCOL`, the stdio fds sent (e.g. ``012``), the number of arguments, the arguments,
   then the environment's ``NAME=value`` entries; the stdio fds ride along as SCM_RIGHTS.
-- server to client, one line each: ``A<pid>`` (accepted: worker ``pid`` runs it),
+- server to client, one line each: ``A<pid>`` (accepted: worker ``pid`` runs it; a pidfd of
+  the worker rides along as SCM_RIGHTS),
   ``R<reason>`` (refused: run it here), ``X<code>`` (the command's exit status), ``K<signal>``
   (the worker was killed by that signal).
-- The client passes each signal it receives on to the worker (through a pidfd, so never to a
-  later process with the same pid). The worker kills itself (SIGKILL) if this connection ends
+- The client passes each signal it receives on to the worker (through that pidfd, so never to
+  a later process with the same pid). The worker kills itself (SIGKILL) if this connection ends
   before its command does: what happens to a command whose process is killed.
 """
 
@@ -44,14 +45,16 @@ _ECONNREFUSED = 111
 
 
 def socket_path() -> str:
-    """Where the server for this process listens: one per interpreter, berth source tree and
-    cgroup. So a server never runs another installation's code, and it lives (and its workers
-    are accounted) in its clients' cgroup: a systemd service's commands get a server inside the
-    service, which ends with it. ``BERTH_FORKSERVER_DIR`` moves the directory (a server of its
-    own, for tests)."""
+    """Where the server for this process listens: one per interpreter (its version and
+    directory: a virtual environment's ``bin``, whichever of its names started it), berth
+    source tree and cgroup. So a server never runs another installation's code, and it lives
+    (and its workers are accounted) in its clients' cgroup: a systemd service's commands get a
+    server inside the service, which ends with it. ``BERTH_FORKSERVER_DIR`` moves the
+    directory (a server of its own, for tests)."""
     here = __file__ if __file__.startswith("/") else f"{posix.getcwd()}/{__file__}"
     package = here.rsplit("/", 2)[0]  # .../berth, from .../berth/cli/forkclient.py
-    key = _fnv1a(b"\0".join((_encode(sys.executable), _encode(package), own_cgroups())))
+    interpreter = sys.executable.rsplit("/", 1)[0] + "\0" + sys.version
+    key = _fnv1a(b"\0".join((_encode(interpreter), _encode(package), own_cgroups())))
     directory = posix.environ.get(DIR_ENV.encode())
     return f"{directory.decode(errors='surrogateescape') if directory else RUN_DIR}/{key}.sock"
 
@@ -135,7 +138,10 @@ class _Session:
     def _wait(self) -> int | None:
         buffer = b""
         while True:
-            chunk = self.sock.recv(4096)
+            chunk, ancillary, _, _ = self.sock.recvmsg(4096, _socket.CMSG_SPACE(4))
+            for level, type_, data in ancillary:  # the worker's pidfd, with "A"
+                if level == _socket.SOL_SOCKET and type_ == _socket.SCM_RIGHTS:
+                    self.worker = int.from_bytes(data[:4], sys.byteorder, signed=True)
             if not chunk:
                 break
             buffer += chunk
@@ -144,7 +150,6 @@ class _Session:
                 kind, value = line[:1], line[1:]
                 if kind == b"A":
                     self.accepted = True
-                    self.worker = posix.pidfd_open(int(value))
                     for signum in self.pending:
                         self._forward(signum, None)
                 elif kind == b"R":
@@ -173,7 +178,8 @@ class _Session:
         # So Ctrl-Z stops it with SIGSTOP, and this process after it.
         stop = signum == _signal.SIGTSTP
         try:
-            _signal.pidfd_send_signal(self.worker, _signal.SIGSTOP if stop else signum)
+            if self.worker >= 0:
+                _signal.pidfd_send_signal(self.worker, _signal.SIGSTOP if stop else signum)
         except OSError:
             pass  # the worker is gone: its status is on its way
         if stop:

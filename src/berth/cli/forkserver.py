@@ -21,8 +21,9 @@ changed since it started refuses and exits, so an upgrade or an edit is never se
 code. It exits on its own after :data:`IDLE_SECONDS` without a command (``BERTH_FORKSERVER_IDLE``
 changes that), and on SIGTERM once its workers are done.
 
-One server runs per interpreter, berth source tree and cgroup (the socket's name says which),
-under ``/run/berth/forkserver``, for root only (the socket is 0600 and every peer is checked).
+One server runs per Python environment, berth source tree and cgroup (the socket's name says
+which), under ``/run/berth/forkserver``, for root only (the socket is 0600 and every peer is
+checked).
 """
 
 from __future__ import annotations
@@ -291,7 +292,10 @@ class Server:
             self.listener.close()
             self.control_peer.close()
             _die_with_parent()
-            conn.sendall(b"A%d\n" % os.getpid())
+            pidfd = os.pidfd_open(os.getpid())  # the client signals this worker through it
+            conn.sendmsg([b"A%d\n" % os.getpid()],
+                         [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", pidfd))])
+            os.close(pidfd)
             os._exit(forkworker.run(conn, request))
 
     def _admit(self, conn: socket.socket) -> forkworker.Request | None:

@@ -45,13 +45,20 @@ class ForkServer:
         return os.path.join(self.directory, names[0]) if names else None
 
     def pid(self) -> int | None:
-        for name in os.listdir(self.directory):
+        """The server's pid (the first found, if several run: one per cgroup)."""
+        pids = self.pids()
+        return pids[0] if pids else None
+
+    def pids(self) -> list[int]:
+        """The pids of the servers using this directory that still run."""
+        found = []
+        for name in sorted(os.listdir(self.directory)):
             if name.endswith(".lock"):
                 with open(os.path.join(self.directory, name)) as f:
                     text = f.read().strip()
-                if text.isdigit() and os.path.exists(f"/proc/{text}"):
-                    return int(text)
-        return None
+                if text.isdigit() and _running(int(text)):
+                    found.append(int(text))
+        return found
 
     def start(self) -> int:
         """Start the server (the first command starts it) and wait until it serves."""
@@ -88,11 +95,21 @@ def forkserver(cli: BerthCLI) -> Iterator[ForkServer]:
     try:
         yield server
     finally:
-        pid = server.pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGTERM)
-            _wait_gone(pid)
-        shutil.rmtree(directory, ignore_errors=True)
+        try:
+            for pid in server.pids():
+                os.kill(pid, signal.SIGTERM)
+                _wait_gone(pid)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    """``pid`` exists and has not ended (a zombie waiting to be reaped has)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _wait_gone(pid: int, timeout: float = 30) -> None:

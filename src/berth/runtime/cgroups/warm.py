@@ -28,6 +28,7 @@ import time
 
 INTERVAL = 0.003  # seconds between writes: well inside the shortest grace period seen (7 ms)
 LIMIT = 2.0  # seconds: never longer than this, whatever happens to the caller
+STACK_SIZE = 256 << 10
 
 _flag: list[bool] = [False]  # the running thread's flag: it goes on while this is true
 
@@ -41,7 +42,13 @@ def start() -> None:
     if path is None:
         return
     _flag = [True]
-    _thread.start_new_thread(_keep_warm, (path, _flag))
+    # a small stack: the loop needs little, and a fork server's spare copies its memory
+    # up front (berth.cli.forkserver), 8 MiB of default stack included
+    default = _thread.stack_size(STACK_SIZE)
+    try:
+        _thread.start_new_thread(_keep_warm, (path, _flag))
+    finally:
+        _thread.stack_size(default)
 
 
 def stop() -> None:
