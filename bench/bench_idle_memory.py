@@ -132,6 +132,9 @@ class Berth:
         for pid in self.forkserver()[:1]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+        from berth.store.paths import StorePaths
+
+        shutil.rmtree(StorePaths.at(self.root).run_dir, ignore_errors=True)  # /run/berth-<hash>
 
 
 # ---------------------------------------------------------------------------------- podman
