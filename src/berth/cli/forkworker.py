@@ -4,8 +4,9 @@ The worker is a fork of the server: berth imported, nothing else. It takes on wh
 own process would have had: the client's stdio as fds 0-2 (and fresh ``sys.std*`` streams on
 them), its working directory, umask, rlimits, priority, CPU affinity, environment and
 arguments. It runs the command as the ``berth`` process would (``berth.cli.main``), does what an
-interpreter does at exit, reports the exit status to the client and ends. Signals the client
-receives are raised on the worker; if the client dies first, so does the worker.
+interpreter does at exit, reports the exit status to the client and ends. The client passes on
+to the worker the signals it receives (through a pidfd); if the client dies first, so does the
+worker.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def run(conn: socket.socket, request: Request) -> int:
         _take_environment(request.env)
         if os.environ.get("BERTH_NO_WARM"):
             warm.stop()  # the spare's (berth.cli.forkserver)
-        sys.argv = [sys.argv[0] if sys.argv else "berth", *request.args]
+        sys.argv = ["berth", *request.args]
         sys.dont_write_bytecode = bool(request.env.get("PYTHONDONTWRITEBYTECODE"))
         _reseed()
         _listen_to_client(conn)
@@ -66,9 +67,12 @@ def run(conn: socket.socket, request: Request) -> int:
         code = cli_main.run_command(request.args)
         if trace.ENABLED:
             trace.mark("worker imported: " + " ".join(sorted(set(sys.modules) - preloaded)))
-        _finish_like_an_interpreter()
     except SystemExit as exit_:
         code = _exit_code(exit_.code)
+    except KeyboardInterrupt:
+        code = 130
+    try:
+        _finish_like_an_interpreter()
     except KeyboardInterrupt:
         code = 130
     try:
