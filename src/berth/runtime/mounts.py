@@ -196,18 +196,15 @@ def make_in_root(root_fd: int, path: str, directory: bool) -> int:
     """An ``O_PATH`` fd of ``path`` inside the root, creating what is missing (directories on
     the way, and the last component as a directory or an empty file). A dangling symlink on the
     way is followed inside the root and its target created, as runc does."""
-    try:
-        return open_in_root(root_fd, path)
-    except FileNotFoundError:
-        pass
-    made = _make_last(root_fd, path, directory)  # the usual case: only the last one is missing
-    if made is not None:
-        return made
-    for _ in range(_MAX_SYMLINKS):
+    for attempt in range(_MAX_SYMLINKS):
         try:
             return open_in_root(root_fd, path)
         except FileNotFoundError:
             pass
+        if attempt == 0:  # the usual case: only the last component is missing
+            made = _make_last(root_fd, path, directory)
+            if made is not None:
+                return made
         parts = _split(path)
         done: list[str] = []
         restart = None
@@ -221,20 +218,8 @@ def make_in_root(root_fd: int, path: str, directory: bool) -> int:
                 pass
             parent = open_in_root(root_fd, "/" + "/".join(done), os.O_PATH | os.O_DIRECTORY)
             try:
-                last = i == len(parts) - 1
                 try:
-                    if last and not directory:
-                        os.close(
-                            os.open(
-                                name,
-                                os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
-                                | os.O_CLOEXEC,
-                                0o755,
-                                dir_fd=parent,
-                            )
-                        )
-                    else:
-                        os.mkdir(name, 0o755, dir_fd=parent)
+                    _create(parent, name, directory or i < len(parts) - 1)
                 except FileExistsError:
                     # a dangling symlink: create what it points at instead
                     target = os.readlink(name, dir_fd=parent)
@@ -261,16 +246,22 @@ def _make_last(root_fd: int, path: str, directory: bool) -> int | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
-        if directory:
-            os.mkdir(parts[-1], 0o755, dir_fd=parent)
-        else:
-            os.close(os.open(parts[-1], os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
-                             | os.O_CLOEXEC, 0o755, dir_fd=parent))
+        _create(parent, parts[-1], directory)
     except FileExistsError:
         return None
     finally:
         os.close(parent)
     return open_in_root(root_fd, path)
+
+
+def _create(parent: int, name: str, directory: bool) -> None:
+    """Create ``name`` in ``parent``: a directory, or an empty file (FileExistsError if
+    anything is there, a dangling symlink included)."""
+    if directory:
+        os.mkdir(name, 0o755, dir_fd=parent)
+    else:
+        flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        os.close(os.open(name, flags, 0o755, dir_fd=parent))
 
 
 def _fd_path(fd: int) -> str:
