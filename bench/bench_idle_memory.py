@@ -109,16 +109,10 @@ class Berth:
 
     def forkserver(self) -> list[int]:
         """The fork server and its children (the spare), if it runs."""
-        if not os.path.isdir(self.forkserver_dir):
-            return []
-        for name in os.listdir(self.forkserver_dir):
-            if name.endswith(".lock"):
-                with open(os.path.join(self.forkserver_dir, name)) as f:
-                    text = f.read().strip()
-                if text.isdigit() and os.path.exists(f"/proc/{text}"):
-                    server = int(text)
-                    return [server, *children_of(server)]
-        return []
+        from berth.cli.forkclient import running_servers
+
+        servers = running_servers(self.forkserver_dir)
+        return [servers[0], *children_of(servers[0])] if servers else []
 
     def cleanup(self) -> None:
         ids = self("ps", "-aq").split()

@@ -143,15 +143,6 @@ def wait_for_forkserver(setup: Setup) -> None:
     raise RuntimeError("berth's fork server did not start")
 
 
-def forkserver_pid(setup: Setup) -> int | None:
-    if not os.path.isdir(setup.forkserver_dir):
-        return None
-    for name in os.listdir(setup.forkserver_dir):
-        if name.endswith(".lock"):
-            with open(os.path.join(setup.forkserver_dir, name)) as f:
-                text = f.read().strip()
-            return int(text) if text.isdigit() else None
-    return None
 
 
 def berths_bundle(setup: Setup, rootfs: str) -> None:
@@ -436,8 +427,9 @@ def cleanup(setup: Setup, forward: str) -> None:
     from berth.store.paths import StorePaths
 
     paths = StorePaths.at(setup.store)
-    server = forkserver_pid(setup)
-    if server is not None:
+    from berth.cli.forkclient import running_servers
+
+    for server in running_servers(setup.forkserver_dir):
         with contextlib.suppress(ProcessLookupError):
             os.kill(server, signal.SIGTERM)
     if os.path.isdir(setup.podman_dir):

@@ -50,29 +50,20 @@ def _berth_host_state() -> set[str]:
     return found
 
 
-def _forkserver() -> int | None:
-    """The pid of this installation's fork server, if one runs (berth.cli.forkserver)."""
-    from berth.cli.forkclient import socket_path
-
-    try:
-        with open(socket_path() + ".lock") as f:
-            text = f.read().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() and os.path.exists(f"/proc/{text}") else None
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
+    from berth.cli.forkclient import running_servers
+
     session.config.stash[_HOST_STATE] = _berth_host_state()
-    session.config.stash[_FORKSERVER] = _forkserver()
+    session.config.stash[_FORKSERVERS] = set(running_servers())
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The host after the suite is as it was before: any table, link or cgroup of berth's
     left behind fails the run (and is removed, so the next run starts clean). A fork server
     the suite's commands started is ended (by its pid)."""
-    server = _forkserver()
-    if server is not None and server != session.config.stash.get(_FORKSERVER, None):
+    from berth.cli.forkclient import running_servers
+
+    for server in set(running_servers()) - session.config.stash.get(_FORKSERVERS, set()):
         with contextlib.suppress(ProcessLookupError):
             os.kill(server, signal.SIGTERM)
     before = session.config.stash.get(_HOST_STATE, None)
@@ -97,7 +88,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 CGROUPS = "/sys/fs/cgroup"
 _HOST_STATE = pytest.StashKey[set[str]]()
-_FORKSERVER = pytest.StashKey[int | None]()
+_FORKSERVERS = pytest.StashKey[set[int]]()
 
 
 def _dev_null_is_a_device() -> bool:

@@ -19,6 +19,14 @@ ENABLED = bool(os.environ.get("BERTH_TRACE"))
 _previous = 0.0
 
 
+def restart(enabled: bool) -> None:
+    """Turn tracing on or off and start counting afresh (a process forked from one that had
+    other settings: a fork server's worker)."""
+    global ENABLED, _previous
+    ENABLED = enabled
+    _previous = 0.0
+
+
 def mark(name: str) -> None:
     """Record that the checkpoint ``name`` is reached (only when tracing is on)."""
     if not ENABLED:

@@ -16,13 +16,14 @@ def main() -> int:
         from berth import trace
 
         trace.mark("python started")
-    from berth.cli import forkclient
+    if not posix.environ.get(b"BERTH_NO_FORKSERVER"):  # not even the client's imports then
+        from berth.cli import forkclient
 
-    code = forkclient.run(sys.argv[1:])
-    if code is not None:
-        if tracing:
-            trace.mark("exiting")
-        posix._exit(code)
+        code = forkclient.run(sys.argv[1:])
+        if code is not None:
+            if tracing:
+                trace.mark("exiting")
+            posix._exit(code)
     from berth.cli.main import main as run_here
 
     return run_here()

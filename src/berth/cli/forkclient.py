@@ -7,8 +7,8 @@ This module is on every ``berth`` command's start path, so it imports nothing bu
 ``socket`` and ``signal`` import ``enum``), and it has no ``from __future__`` import (the
 ``__future__`` module is a real import). :func:`run` returns ``None`` whenever the command
 should run in this process instead: no server (one is started for the next command), a server
-that refuses (another namespace, other credentials, code changed since it started), not root,
-or ``BERTH_NO_FORKSERVER`` set.
+that refuses (another namespace, other credentials, code changed since it started), or not
+root. With ``BERTH_NO_FORKSERVER`` set, the entry point does not call it at all.
 
 The protocol, on one unix stream connection:
 
@@ -30,7 +30,6 @@ import posix
 import sys
 
 PROTOCOL = b"berth-fork-1"
-DISABLE_ENV = "BERTH_NO_FORKSERVER"
 DIR_ENV = "BERTH_FORKSERVER_DIR"
 RUN_DIR = "/run/berth/forkserver"
 # what the worker gets when this process gets it (SIGINT: Ctrl-C; SIGWINCH: a terminal resized;
@@ -74,6 +73,49 @@ def own_cgroups() -> bytes:
         posix.close(fd)
 
 
+def running_servers(directory: str | None = None) -> list[int]:
+    """The pids of the servers whose lock files are in ``directory`` (default: where this
+    process's would be) and that still run: for tests, benchmarks and scripts that end the
+    servers they started (by pid)."""
+    directory = directory or socket_path().rsplit("/", 1)[0]
+    try:
+        names = sorted(posix.listdir(directory))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        if name.endswith(".lock"):
+            pid = _read_pid(f"{directory}/{name}")
+            if pid and _running(pid):
+                found.append(pid)
+    return found
+
+
+def _read_pid(path: str) -> int:
+    try:
+        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        text = posix.read(fd, 64).strip()
+    finally:
+        posix.close(fd)
+    return int(text) if text.isdigit() else 0
+
+
+def _running(pid: int) -> bool:
+    """``pid`` exists and has not ended (a zombie waiting for its parent has)."""
+    try:
+        fd = posix.open(f"/proc/{pid}/stat", posix.O_RDONLY | posix.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        stat = posix.read(fd, 4096)
+    finally:
+        posix.close(fd)
+    return stat.rsplit(b")", 1)[-1].split()[:1] != [b"Z"]
+
+
 def _encode(text: str) -> bytes:
     """What os.fsencode does (a UTF-8 file system encoding, as on Linux)."""
     return text.encode("utf-8", "surrogateescape")
@@ -88,7 +130,7 @@ def _fnv1a(data: bytes) -> str:
 
 def run(args: list[str]) -> int | None:
     """Run ``berth ARGS`` in the fork server; its exit status, or None to run it here."""
-    if posix.environ.get(DISABLE_ENV.encode()) or posix.geteuid() != 0:
+    if posix.geteuid() != 0:  # (berth.cli.entry does not call it with BERTH_NO_FORKSERVER)
         return None
     path = socket_path()
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)

@@ -64,7 +64,7 @@ _NAMESPACES = ("mnt", "net", "pid", "ipc", "uts", "user", "cgroup", "time")
 PRELOAD = (
     "berth.cli.main", "berth.cli.containers", "berth.cli.images", "berth.cli.render",
     "berth.cli.volumes", "berth.cli.networks", "berth.cli.system", "berth.cli.gotemplate",
-    "berth.cli.tabwriter", "berth.cli.forkworker",
+    "berth.cli.tabwriter",
     "berth.engine.containers", "berth.engine.images", "berth.engine.container_filters",
     "berth.engine.container_inspect", "berth.engine.volumes", "berth.engine.networks",
     "berth.containers.create", "berth.containers.launcher", "berth.containers.logs",
@@ -335,12 +335,12 @@ class Admission:
             (k, v) for k, v in os.environ.items()
             if k.startswith("PYTHON") and k not in _APPLIED_ENV
         )
-        self.identity = _identity(os.getpid())
+        self.identity, _ = _identity(os.getpid())
         self.sources = _source_stamps()
-        self.paths = tuple(self.sources)
 
     def refusal(self, request: forkworker.Request) -> str:
-        """Why the client may not be served, or ``""``."""
+        """Why the client may not be served, or ``""`` (and the client's umask is in
+        ``request``)."""
         env = request.env
         for key, value in self.env.items():
             if env.get(key) != value:
@@ -349,16 +349,17 @@ class Admission:
             if key.startswith("PYTHON") and key not in self.env and key not in _APPLIED_ENV:
                 return f"environment ({key})"
         try:
-            if _identity(request.pid) != self.identity:
-                return "credentials or namespaces"
+            identity, request.umask = _identity(request.pid)
         except OSError:
             return "credentials or namespaces"
-        for path in self.paths:
+        if identity != self.identity:
+            return "credentials or namespaces"
+        for path, stamp in self.sources.items():
             try:
-                stamp = os.stat(path).st_mtime_ns
+                now = os.stat(path).st_mtime_ns
             except OSError:
-                stamp = -1
-            if stamp != self.sources[path]:
+                now = -1
+            if now != stamp:
                 return "stale"
         return ""
 
@@ -411,11 +412,14 @@ def _received_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
     return fds
 
 
-def _identity(pid: int) -> tuple[object, ...]:
-    """Who ``pid`` is to the kernel: credentials, capabilities, no_new_privs, seccomp, LSM
-    label, cgroups, every namespace and the root directory."""
+def _identity(pid: int) -> tuple[tuple[object, ...], int]:
+    """Who ``pid`` is to the kernel (credentials, capabilities, no_new_privs, seccomp, LSM
+    label, cgroups, every namespace and the root directory), and its umask."""
     with open(f"/proc/{pid}/status", "rb") as f:
-        status = tuple(line for line in f if line.startswith(_IDENTITY_FIELDS))
+        lines = f.readlines()
+    status = tuple(line for line in lines if line.startswith(_IDENTITY_FIELDS))
+    umask = next((int(line.split()[1], 8) for line in lines if line.startswith(b"Umask:")),
+                 0o022)
     with open(f"/proc/{pid}/cgroup", "rb") as f:
         cgroups = f.read()
     try:
@@ -430,7 +434,7 @@ def _identity(pid: int) -> tuple[object, ...]:
         except FileNotFoundError:
             namespaces.append("")
     root = os.stat(f"/proc/{pid}/root")
-    return status, cgroups, label, tuple(namespaces), (root.st_dev, root.st_ino)
+    return (status, cgroups, label, tuple(namespaces), (root.st_dev, root.st_ino)), umask
 
 
 def _source_stamps() -> dict[str, int]:

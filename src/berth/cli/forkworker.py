@@ -41,13 +41,14 @@ class Request:
         self.args = args
         self.env = env
         self.pid = pid
+        self.umask = 0o022  # read with the client's credentials (berth.cli.forkserver)
 
 
 def run(conn: socket.socket, request: Request) -> int:
     """Become the client's command and run it; its exit status (also sent to the client)."""
     try:
         _take_stdio(request.sent, request.fds)
-        _take_process_attributes(request.pid)
+        _take_process_attributes(request.pid, request.umask)
         _take_environment(request.env)
         if os.environ.get("BERTH_NO_WARM"):
             warm.stop()  # the spare's (berth.cli.forkserver)
@@ -59,8 +60,7 @@ def run(conn: socket.socket, request: Request) -> int:
         os.write(2, f"Error: the berth fork server could not take on this command ({error}); "
                     "BERTH_NO_FORKSERVER=1 runs each command in its own process\n".encode())
         return 125
-    trace.ENABLED = bool(request.env.get("BERTH_TRACE"))
-    trace._previous = 0.0
+    trace.restart(bool(request.env.get("BERTH_TRACE")))
     trace.mark("forked by the fork server")
     preloaded = set(sys.modules) if trace.ENABLED else set()
     try:
@@ -123,18 +123,14 @@ def _text_stream(fd: int, mode: str) -> IO[Any]:
                 errors=errors, closefd=False)
 
 
-def _take_process_attributes(pid: int) -> None:
+def _take_process_attributes(pid: int, umask: int) -> None:
     """The client's working directory, umask, rlimits, priority and CPU affinity."""
     cwd = os.open(f"/proc/{pid}/cwd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fchdir(cwd)
     finally:
         os.close(cwd)
-    with open(f"/proc/{pid}/status", "rb") as f:
-        for line in f:
-            if line.startswith(b"Umask:"):
-                os.umask(int(line.split()[1], 8))
-                break
+    os.umask(umask)
     for limit in _RLIMITS:
         try:
             wanted = resource.prlimit(pid, limit)

@@ -29,11 +29,10 @@ WITHOUT_GC = frozenset(
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: this process's, and then the process ends here,
     see :func:`_end_process`); the exit status."""
-    if argv is None:
-        gc.disable()  # until the command is known (see WITHOUT_GC)
-    code = _run(sys.argv[1:] if argv is None else argv)
-    if argv is None:
-        _end_process(code)
+    if argv is not None:
+        return _run(argv)
+    code = run_command(sys.argv[1:])
+    _end_process(code)
     return code
 
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from berth.cli.forkclient import running_servers
 from tests.support.berthcli import BERTH, BerthCLI
 
 pytestmark = pytest.mark.root
@@ -51,14 +52,7 @@ class ForkServer:
 
     def pids(self) -> list[int]:
         """The pids of the servers using this directory that still run."""
-        found = []
-        for name in sorted(os.listdir(self.directory)):
-            if name.endswith(".lock"):
-                with open(os.path.join(self.directory, name)) as f:
-                    text = f.read().strip()
-                if text.isdigit() and _running(int(text)):
-                    found.append(int(text))
-        return found
+        return running_servers(self.directory)
 
     def start(self) -> int:
         """Start the server (the first command starts it) and wait until it serves."""
@@ -101,15 +95,6 @@ def forkserver(cli: BerthCLI) -> Iterator[ForkServer]:
                 _wait_gone(pid)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    """``pid`` exists and has not ended (a zombie waiting to be reaped has)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _wait_gone(pid: int, timeout: float = 30) -> None:

@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from berth.store import events
 from berth.store.events import latest_seq, read_events, record_event
-from berth.store.paths import StorePaths
 from berth.store.store import Store
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(StorePaths.at(str(tmp_path / "berth-store")))
-    try:
-        yield opened
-    finally:
-        opened.db.close()
 
 
 def test_a_store_without_events_reads_empty(store: Store) -> None:

@@ -5,23 +5,9 @@ program using multiprocessing) too."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from berth.store.leases import Lease, live_leased
-from berth.store.paths import StorePaths
 from berth.store.store import Store
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(StorePaths.at(str(tmp_path / "berth-store")))
-    try:
-        yield opened
-    finally:
-        opened.db.close()
 
 
 def test_a_live_process_lease_protects_what_it_holds(store: Store) -> None:
