@@ -4,11 +4,13 @@
     .venv/bin/python bench/bench_run.py [--runs 30] [--trace-runs 15] [--no-bridge]
 
 1. Interleaved, fresh processes, ``--runs`` rounds (one warm-up round first):
-   - ``berth run --rm --network none busybox true`` (the virtual environment's console script,
-     a store of its own in a temp root with busybox bootstrapped), served by berth's fork server
+   - ``berth run --rm --network none busybox true`` (the virtual environment's ``berth``: the
+     compiled client scripts/install builds, ``src/berth/cli/forkclient.c``; a store of its own
+     in a temp root with busybox bootstrapped), served by berth's fork server
      (``berth.cli.forkserver``, a private one of the benchmark's, started and waited for
-     first); the same with ``BERTH_NO_FORKSERVER=1`` (the whole command in its own process),
-     and that with ``BERTH_NO_WARM=1`` too;
+     first); the same through the Python launcher (the client is then an interpreter:
+     ``berth.cli.forkclient``); the same with ``BERTH_NO_FORKSERVER=1`` (the whole command in
+     its own process), and that with ``BERTH_NO_WARM=1`` too;
    - ``runc run`` and ``crun run`` of a bundle made from the same rootfs (berth's busybox
      layer, copied out), with ``runc spec``'s config running ``true``: its namespaces include
      a new, empty network namespace, which is what ``--network none`` gives; the same with the
@@ -24,7 +26,7 @@
    podman).
 2. Where berth's time goes, with and without the fork server: ``--trace-runs`` more runs each
    with ``BERTH_TRACE=1``
-   (``berth.trace``); the median of each checkpoint's delta, plus the interpreter's start (spawn
+   (``berth.trace``); the median of each checkpoint's delta, plus the client's start (spawn
    to the first checkpoint) and its exit (the last checkpoint to the parent's ``wait``).
 3. The default bridge: ``berth run --rm busybox true`` vs ``--network none`` (interleaved), and
    podman's bridge vs its ``--network none``; both engines run inside one network namespace of
@@ -62,6 +64,7 @@ from bench_runtime import CRUN, RUNC, ensure_hugetlb_v1, runc_spec  # noqa: E402
 
 VENV_BIN = os.path.dirname(sys.executable)
 BERTH = os.path.join(VENV_BIN, "berth")
+BERTH_PYTHON_LAUNCHER = os.path.join(sys.prefix, "libexec", "berth", "berth")
 PODMAN = "/usr/bin/podman"
 ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "BERTH_TRACE")}
 CGROUP_V1 = "/sys/fs/cgroup"
@@ -193,6 +196,10 @@ def main_commands(setup: Setup) -> dict[str, list[str]]:
         "berth run --rm --network none": setup.berth(
             "run", "--rm", "--network", "none", "busybox", "true"
         ),
+        # the same with a Python interpreter as the fork server's client
+        "berth run, Python client": [
+            BERTH_PYTHON_LAUNCHER, "run", "--rm", "--network", "none", "busybox", "true"
+        ],
         # the same in a process of its own, with no fork server (through env(1): ~1 ms more)
         "berth run, no fork server": [
             "/usr/bin/env", "BERTH_NO_FORKSERVER=1",
@@ -313,7 +320,7 @@ def interleaved(setup: Setup, cmds: dict[str, list[str]], runs: int) -> dict[str
     for i in range(runs + 1):
         shift = i % len(names)
         for name in names[shift:] + names[:shift]:
-            env = setup.env if BERTH in cmds[name] else ENV
+            env = setup.env if {BERTH, BERTH_PYTHON_LAUNCHER} & set(cmds[name]) else ENV
             elapsed, cpu = run_once(cmds[name], env, i)
             if i:
                 samples[name].append(elapsed)
@@ -339,6 +346,7 @@ def report(title: str, results: dict[str, list[float]]) -> dict[str, float]:
 
 def report_targets(medians: dict[str, float]) -> None:
     for label, name in (("", "berth run --rm --network none"),
+                        (", Python client", "berth run, Python client"),
                         (", no fork server", "berth run, no fork server")):
         report_ratios(label, medians[name], medians)
 
@@ -389,7 +397,7 @@ def trace_phases(setup: Setup, runs: int, forkserver: bool) -> None:
         )
         previous = start
         for i, (at, name) in enumerate(marks):
-            label = "interpreter start (spawn to 1st line)" if i == 0 else name
+            label = "client start (spawn to its 1st line)" if i == 0 else name
             rows.setdefault(label, []).append(at - previous)
             previous = at
         rows.setdefault("interpreter exit (to parent's wait)", []).append(end - previous)

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 VENV_BIN = os.path.dirname(sys.executable)
 BERTH = os.path.join(VENV_BIN, "berth")
+# the Python launcher scripts/install writes; with a C compiler, BERTH is the compiled client
+# of the fork server (src/berth/cli/forkclient.c), which runs this launcher for what it cannot
+BERTH_PYTHON_LAUNCHER = os.path.join(sys.prefix, "libexec", "berth", "berth")
 
 
 @dataclass

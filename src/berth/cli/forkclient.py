@@ -50,12 +50,19 @@ def socket_path() -> str:
     (and its workers are accounted) in its clients' cgroup: a systemd service's commands get a
     server inside the service, which ends with it. ``BERTH_FORKSERVER_DIR`` moves the
     directory (a server of its own, for tests)."""
+    key = _fnv1a(key_prefix() + own_cgroups())
+    directory = posix.environ.get(DIR_ENV.encode())
+    return f"{directory.decode(errors='surrogateescape') if directory else RUN_DIR}/{key}.sock"
+
+
+def key_prefix() -> bytes:
+    """What names this installation's server, before its cgroup: the interpreter's directory
+    and version, and the berth package's directory (the compiled client, ``forkclient.c``,
+    has it built in)."""
     here = __file__ if __file__.startswith("/") else f"{posix.getcwd()}/{__file__}"
     package = here.rsplit("/", 2)[0]  # .../berth, from .../berth/cli/forkclient.py
     interpreter = sys.executable.rsplit("/", 1)[0] + "\0" + sys.version
-    key = _fnv1a(b"\0".join((_encode(interpreter), _encode(package), own_cgroups())))
-    directory = posix.environ.get(DIR_ENV.encode())
-    return f"{directory.decode(errors='surrogateescape') if directory else RUN_DIR}/{key}.sock"
+    return _encode(interpreter) + b"\0" + _encode(package) + b"\0"
 
 
 def own_cgroups() -> bytes:

@@ -143,20 +143,9 @@ class Server:
         gc.freeze()  # what is imported stays shared with every worker (no collector writes)
         gc.disable()
         last_active = time.monotonic()
-        watching = False  # whether the poll watches the socket for a connection
         while not (self.stopping and not self.workers):
-            if self.spare[0] < 0 and not self.stopping and (
-                    not self.workers or _pending(self.listener)):
+            if self.spare[0] < 0 and not self.stopping:
                 self._fork_spare()
-            # While a command runs, the next spare waits for it to end (its fork and its copy
-            # of the memory would take CPU from the command) unless a connection is waiting.
-            wanted = self.spare[0] < 0 and not self.stopping
-            if wanted != watching:
-                if wanted:
-                    self.poller.register(self.listener, select.POLLIN)
-                else:
-                    self.poller.unregister(self.listener)
-                watching = wanted
             if self.workers:
                 last_active = time.monotonic()
             idle_for = time.monotonic() - last_active
@@ -173,9 +162,6 @@ class Server:
                 elif fd in self.workers:
                     self._reap(fd)
             if self.stopping:
-                if watching:
-                    self.poller.unregister(self.listener)
-                    watching = False
                 self._stop_serving()
         self._stop_serving()
         return 0
@@ -283,7 +269,14 @@ class Server:
         # grace period a cold lock waits for has passed before a `berth run` creates and joins
         # its cgroups (berth.runtime.cgroups.warm; the worker stops it if BERTH_NO_WARM is set).
         warm.start()
+        # The spare gets ready while a command may still run (the one that took the previous
+        # spare): only on CPU time that command leaves idle, so it slows that command down
+        # little, and the next command finds a spare ready.
+        policy = os.sched_getscheduler(0)
+        param = os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         _own_memory()
+        os.sched_setscheduler(0, policy, param)
         while True:
             conn, _ = self.listener.accept()
             request = self._admit(conn)
@@ -291,6 +284,7 @@ class Server:
                 continue
             self.listener.close()
             self.control_peer.close()
+            self.admission.close()
             _die_with_parent()
             pidfd = os.pidfd_open(os.getpid())  # the client signals this worker through it
             conn.sendmsg([b"A%d\n" % os.getpid()],
@@ -337,6 +331,7 @@ class Admission:
         )
         self.identity, _ = _identity(os.getpid())
         self.sources = _source_stamps()
+        self.changes = _watch({os.path.dirname(path) for path in self.sources})
 
     def refusal(self, request: forkworker.Request) -> str:
         """Why the client may not be served, or ``""`` (and the client's umask is in
@@ -354,14 +349,56 @@ class Admission:
             return "credentials or namespaces"
         if identity != self.identity:
             return "credentials or namespaces"
+        return "stale" if self.stale() else ""
+
+    def stale(self) -> bool:
+        """Whether a berth source file the server loaded has changed since it started. Their
+        modification times decide; while nothing happened in their directories (inotify says
+        so, with one read), they are not looked at."""
+        if self.changes >= 0:
+            try:
+                os.read(self.changes, 65536)
+            except BlockingIOError:
+                return False
+            except OSError:
+                pass
+            _drain(self.changes)  # shared with the server: events from now on are new ones
         for path, stamp in self.sources.items():
             try:
                 now = os.stat(path).st_mtime_ns
             except OSError:
                 now = -1
             if now != stamp:
-                return "stale"
-        return ""
+                return True
+        return False
+
+    def close(self) -> None:
+        if self.changes >= 0:
+            os.close(self.changes)
+            self.changes = -1
+
+
+_WATCHED = (
+    syscalls.IN_MODIFY | syscalls.IN_ATTRIB | syscalls.IN_CLOSE_WRITE | syscalls.IN_MOVED_FROM
+    | syscalls.IN_MOVED_TO | syscalls.IN_CREATE | syscalls.IN_DELETE | syscalls.IN_DELETE_SELF
+    | syscalls.IN_MOVE_SELF
+)
+
+
+def _watch(directories: set[str]) -> int:
+    """An inotify fd watching ``directories`` (-1 if the kernel will not: the modification
+    times are then compared for every request)."""
+    try:
+        fd = syscalls.inotify_init1(syscalls.IN_NONBLOCK | syscalls.IN_CLOEXEC)
+    except OSError:
+        return -1
+    try:
+        for directory in sorted(directories):
+            syscalls.inotify_add_watch(fd, directory, _WATCHED)
+    except OSError:
+        os.close(fd)
+        return -1
+    return fd
 
 
 def _read_request(conn: socket.socket) -> forkworker.Request:
@@ -468,14 +505,6 @@ def _own_memory() -> None:
                              syscalls.MADV_POPULATE_WRITE)
         except OSError:
             return  # a kernel before 5.14: the faults come as the command runs
-
-
-def _pending(listener: socket.socket) -> bool:
-    """Whether a connection waits to be accepted."""
-    try:
-        return bool(select.select([listener], [], [], 0)[0])
-    except (OSError, ValueError):
-        return False
 
 
 def _drain(fd: int) -> None:

@@ -75,6 +75,7 @@ def run(conn: socket.socket, request: Request) -> int:
         _finish_like_an_interpreter()
     except KeyboardInterrupt:
         code = 130
+    _release_stdio()
     try:
         conn.setblocking(True)
         conn.sendall(b"X%d\n" % code)
@@ -191,6 +192,19 @@ def _finish_like_an_interpreter() -> None:
                 stream.flush()
         except (OSError, ValueError):
             pass
+
+
+def _release_stdio() -> None:
+    """Let go of the client's stdio before it exits, as its own process would: a reader of
+    its output (``berth ... | cat``) sees the end when the client ends, not when this
+    process has also finished exiting."""
+    try:
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
 
 
 def _exit_code(code: object) -> int:

@@ -11,6 +11,10 @@ from typing import Any
 
 from berth.errors import CommandNotFound, CommandNotInvokable, ContainerError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 class ExternalRuntime:
     """A runc-compatible binary driven by its command line."""
@@ -55,6 +59,7 @@ class ExternalRuntime:
         *,
         stdio: tuple[int, int, int],
         console_socket: str | None,
+        while_setting_up: Callable[[int], None] | None = None,
     ) -> int:
         pid_file = os.path.join(bundle, "init.pid")
         args = ["create", "--bundle", bundle, "--pid-file", pid_file]
@@ -62,7 +67,10 @@ class ExternalRuntime:
             args += ["--console-socket", console_socket]
         self._run(*args, container_id, stdio=stdio, what="create")
         with open(pid_file) as f:
-            return int(f.read().strip())
+            pid = int(f.read().strip())
+        if while_setting_up is not None:  # the runtime's command has finished by now
+            while_setting_up(pid)
+        return pid
 
     def start(self, container_id: str) -> None:
         self._run("start", container_id)

@@ -95,25 +95,33 @@ class Launcher:
                 f.write(jsonio.dumps(spec))
             runtime.delete(container_id)  # a leftover of a crashed berth, if any
             trace.mark("bundle written")
-            pid = runtime.create(container_id, bundle, stdio=stdio, console_socket=console_socket)
+            started: list[tuple[int, int]] = []
+
+            def record_running(pid: int) -> None:
+                # while the runtime's init sets the container up (see ContainerRuntime)
+                pid_start = _pid_start(pid)
+                self.records.update_state(
+                    container_id,
+                    Status="running",
+                    Running=True,
+                    Paused=False,
+                    Restarting=False,
+                    OOMKilled=False,
+                    Dead=False,
+                    Pid=pid,
+                    ExitCode=0,
+                    Error="",
+                    StartedAt=now_rfc3339(),
+                    PidStart=pid_start,
+                )
+                started.append((pid, pid_start))
+                trace.mark("running recorded")
+
+            runtime.create(container_id, bundle, stdio=stdio, console_socket=console_socket,
+                           while_setting_up=record_running)
             created = True
             trace.mark("runtime created")
-            pid_start = _pid_start(pid)
-            self.records.update_state(
-                container_id,
-                Status="running",
-                Running=True,
-                Paused=False,
-                Restarting=False,
-                OOMKilled=False,
-                Dead=False,
-                Pid=pid,
-                ExitCode=0,
-                Error="",
-                StartedAt=now_rfc3339(),
-                PidStart=pid_start,
-            )
-            trace.mark("running recorded")
+            pid, pid_start = started[0]
             runtime.start(container_id)
             trace.mark("runtime started")
             from berth.containers.events import container_event

@@ -11,6 +11,7 @@ from berth.errors import BerthError, HostError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, Protocol
 
     from berth.store.paths import StorePaths
@@ -25,7 +26,11 @@ if TYPE_CHECKING:
             *,
             stdio: tuple[int, int, int],
             console_socket: str | None,
-        ) -> int: ...
+            while_setting_up: Callable[[int], None] | None = None,
+        ) -> int:
+            """Create the container; its init's pid. ``while_setting_up(pid)`` is called
+            once the init runs, while it sets the container up if the runtime can (else
+            once it is created)."""
 
         def start(self, container_id: str) -> None: ...
 
@@ -90,9 +95,11 @@ class BerthRuntime:
         *,
         stdio: tuple[int, int, int],
         console_socket: str | None,
+        while_setting_up: Callable[[int], None] | None = None,
     ) -> int:
         record = self.runtime.create(
-            container_id, bundle, stdio=stdio, console_socket=console_socket
+            container_id, bundle, stdio=stdio, console_socket=console_socket,
+            while_setting_up=while_setting_up,
         )
         return int(record.pid)
 

@@ -50,6 +50,7 @@ from berth.runtime.sync import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket as socket_module
+    from collections.abc import Callable
     from typing import Any
 
     from berth.runtime.cgroup_adapter import CgroupManager
@@ -94,12 +95,15 @@ class Runtime:
         no_pivot: bool = False,
         no_new_keyring: bool = False,
         preserve_fds: int = 0,
+        while_setting_up: Callable[[int], None] | None = None,
     ) -> ContainerRecord:
         """Set the container up and leave its init waiting for :meth:`start`.
 
         ``stdio`` are the fds the container gets as 0, 1, 2 (default: the caller's own). With
         ``process.terminal``, ``console_socket`` must name the unix socket that receives the
-        pty's master. Returns the record (``record.pid`` is the init's pid)."""
+        pty's master. ``while_setting_up(pid)`` is called once the init runs, while it sets
+        the container up (the caller's own bookkeeping then costs no time; if it raises, the
+        container is abandoned). Returns the record (``record.pid`` is the init's pid)."""
         record, channel, _ = self._create(
             container_id,
             bundle,
@@ -109,6 +113,7 @@ class Runtime:
             no_pivot=no_pivot,
             no_new_keyring=no_new_keyring,
             preserve_fds=preserve_fds,
+            while_setting_up=while_setting_up,
         )
         channel.close()
         return record
@@ -125,6 +130,7 @@ class Runtime:
         no_new_keyring: bool,
         preserve_fds: int,
         own_console: bool = False,
+        while_setting_up: Callable[[int], None] | None = None,
     ) -> tuple[ContainerRecord, Channel, socket_module.socket | None]:
         """``create``; also returns the channel to the init and, with ``own_console``, the
         socket on which the pty master arrives."""
@@ -205,22 +211,28 @@ class Runtime:
             manager.add_process(pid)
             warm.stop()
             channel.send(MSG_GO, pid=pid)
+            # While the init sets the container up (on another CPU if there is one): what
+            # does not need it ready. Until the state is saved, nobody can look it up; and
+            # if the init fails, the state goes with the rest (_abandon).
+            start_time = state.process_start_time(pid)
+            if start_time is not None:
+                record = ContainerRecord(
+                    container_id,
+                    bundle,
+                    rootfs,
+                    spec,
+                    pid=pid,
+                    pid_start=start_time,
+                    annotations=dict(spec.get("annotations") or {}),
+                    cgroup=cgroup_adapter.manager_state(manager),
+                )
+                state_dir.save(record)
+                if while_setting_up is not None:
+                    while_setting_up(pid)
             self._follow_setup(channel, spec, container_id, pid, bundle)
             trace.mark("runtime: init ready")
-            start_time = state.process_start_time(pid)
             if start_time is None:
                 raise ContainerError(f"the init of container {container_id} exited during create")
-            record = ContainerRecord(
-                container_id,
-                bundle,
-                rootfs,
-                spec,
-                pid=pid,
-                pid_start=start_time,
-                annotations=dict(spec.get("annotations") or {}),
-                cgroup=cgroup_adapter.manager_state(manager),
-            )
-            state_dir.save(record)
             if pid_file:
                 write_pid_file(pid_file, pid)
         except BaseException:

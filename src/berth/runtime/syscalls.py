@@ -203,6 +203,39 @@ def madvise(address: int, length: int, advice: int) -> None:
         _fail(f"madvise({advice})")
 
 
+_inotify_init1 = _libc.inotify_init1
+_inotify_init1.argtypes = [_c_int]
+_inotify_init1.restype = _c_int
+_inotify_add_watch = _libc.inotify_add_watch
+_inotify_add_watch.argtypes = [_c_int, _c_char_p, ctypes.c_uint32]
+_inotify_add_watch.restype = _c_int
+IN_MODIFY = 0x2
+IN_ATTRIB = 0x4
+IN_CLOSE_WRITE = 0x8
+IN_MOVED_FROM = 0x40
+IN_MOVED_TO = 0x80
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+
+
+def inotify_init1(flags: int) -> int:
+    fd: int = _inotify_init1(flags)
+    if fd < 0:
+        _fail("inotify_init1")
+    return fd
+
+
+def inotify_add_watch(fd: int, path: str, mask: int) -> int:
+    wd: int = _inotify_add_watch(fd, os.fsencode(path), mask)
+    if wd < 0:
+        _fail("inotify_add_watch", path)
+    return wd
+
+
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     result: int = _prctl(option, arg2, arg3, arg4, arg5)
     if result < 0:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import sqlite3
 
 SCHEMA_VERSION = 1
+WAL_CHECKPOINT_PAGES = 64
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS images (
@@ -142,6 +143,12 @@ class Database:
             # before the rows that name them are written, so a lost row leaves unreferenced
             # files (``system check``), never a row naming missing data.
             conn.execute("PRAGMA synchronous=NORMAL")
+            # Each berth process is usually the database's only connection, so its first
+            # statement rebuilds the WAL's index by reading every frame since the last
+            # checkpoint: ~2.5 ms for SQLite's default of 1000 pages. Checkpointing every
+            # 64 pages (a few commands' worth) keeps that read to ~0.2 ms; a checkpoint that
+            # small costs less than what it saves.
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             if version == SCHEMA_VERSION:
                 conn.execute("PRAGMA foreign_keys=ON")
                 return

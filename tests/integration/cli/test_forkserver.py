@@ -3,6 +3,11 @@ status, stdio, environment, working directory, umask, signals, death of the clie
 refuses what it may not serve (another namespace, changed code), leaves when idle or told to,
 and takes its socket with it.
 
+Both clients are checked against one server: the compiled one (``berth`` as scripts/install
+builds it, src/berth/cli/forkclient.c) and the Python launcher (berth.cli.forkclient). The
+server is always started by the Python launcher, so the compiled client finding it shows that
+both name the same socket.
+
 Each test has a server of its own (``BERTH_FORKSERVER_DIR``), ended by its PID afterwards.
 """
 
@@ -19,17 +24,33 @@ from collections.abc import Iterator
 import pytest
 
 from berth.cli.forkclient import running_servers
-from tests.support.berthcli import BERTH, BerthCLI
+from tests.support.berthcli import BERTH, BERTH_PYTHON_LAUNCHER, BerthCLI
 
 pytestmark = pytest.mark.root
 
 SERVED = "forked by the fork server"
 
 
+CLIENTS = {"compiled": BERTH, "python": BERTH_PYTHON_LAUNCHER}
+
+
+@pytest.fixture(params=sorted(CLIENTS))
+def client(request: pytest.FixtureRequest) -> str:
+    """The ``berth`` command of one client (each test using it runs with both)."""
+    path = CLIENTS[request.param]
+    if request.param == "compiled":
+        with open(path, "rb") as f:
+            assert f.read(4) == b"\x7fELF", (
+                f"{path} is not the compiled client: scripts/install found no C compiler "
+                "(or could not build src/berth/cli/forkclient.c)")
+    return path
+
+
 class ForkServer:
     def __init__(self, directory: str, cli: BerthCLI) -> None:
         self.directory = directory
         self.cli = cli
+        self.command = BERTH
 
     def env(self, **extra: str) -> dict[str, str]:
         return {"BERTH_FORKSERVER_DIR": self.directory, **extra}
@@ -37,8 +58,10 @@ class ForkServer:
     def run(self, *args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
         extra = kwargs.pop("env", {})
         assert isinstance(extra, dict)
+        command = kwargs.pop("command", self.command)
+        assert isinstance(command, str)
         return subprocess.run(  # type: ignore[call-overload, no-any-return]
-            [BERTH, *args], env=self.cli.env(self.env(**extra)), capture_output=True,
+            [command, *args], env=self.cli.env(self.env(**extra)), capture_output=True,
             timeout=120, check=False, **kwargs)
 
     def socket(self) -> str | None:
@@ -55,12 +78,14 @@ class ForkServer:
         return running_servers(self.directory)
 
     def start(self) -> int:
-        """Start the server (the first command starts it) and wait until it serves."""
-        self.run("version")
+        """Start the server (the first command starts it; the Python launcher's) and wait
+        until it serves."""
+        self.run("version", command=BERTH_PYTHON_LAUNCHER)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.socket() and SERVED in self.run(
-                    "version", env={"BERTH_TRACE": "1"}).stderr.decode():
+                    "version", env={"BERTH_TRACE": "1"},
+                    command=BERTH_PYTHON_LAUNCHER).stderr.decode():
                 pid = self.pid()
                 assert pid is not None
                 return pid
@@ -84,6 +109,8 @@ class ForkServer:
 
 @pytest.fixture
 def forkserver(cli: BerthCLI) -> Iterator[ForkServer]:
+    """A server of the test's own; its commands run with the installed ``berth`` unless the
+    test picks a client."""
     directory = tempfile.mkdtemp(prefix="berth-forkserver-", dir="/var/tmp")
     server = ForkServer(directory, cli)
     try:
@@ -111,8 +138,9 @@ def _wait_gone(pid: int, timeout: float = 30) -> None:
 
 
 def test_a_served_command_is_the_client_own(forkserver: ForkServer, busybox: str,
-                                            tmp_path: str) -> None:
+                                            tmp_path: str, client: str) -> None:
     forkserver.start()
+    forkserver.command = client
     script = 'echo "$GREETING"; cat; exit 3'
     result = forkserver.run(
         "run", "-i", "--rm", "-e", "GREETING", "busybox", "sh", "-c", script,
@@ -137,29 +165,29 @@ def test_a_served_command_is_the_client_own(forkserver: ForkServer, busybox: str
 
 
 def test_signals_reach_the_command_and_a_killed_client_takes_its_worker(
-        forkserver: ForkServer, busybox: str) -> None:
+        forkserver: ForkServer, busybox: str, client: str) -> None:
     server = forkserver.start()
     env = forkserver.cli.env(forkserver.env())
     # SIGTERM to the client: the worker gets it and passes it to the container (sig-proxy)
     script = 'trap "exit 42" TERM; echo ready; while true; do sleep 0.1; done'
-    client = subprocess.Popen([BERTH, "run", "--rm", "busybox", "sh", "-c", script], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert client.stdout is not None
-    assert client.stdout.readline() == b"ready\n"
-    client.send_signal(signal.SIGTERM)
-    assert client.wait(timeout=30) == 42
+    process = subprocess.Popen([client, "run", "--rm", "busybox", "sh", "-c", script], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None
+    assert process.stdout.readline() == b"ready\n"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 42
     # SIGKILL of the client: its worker dies too, as the command's own process would
-    client = subprocess.Popen([BERTH, "logs", "-f", "nothing-here-yet"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert client.wait(timeout=30) == 1  # no such container: served and answered
-    client = subprocess.Popen([BERTH, "run", "-d", "--name", "long", "busybox", "sleep", "60"],
-                              env=env, stdout=subprocess.PIPE)
-    assert client.wait(timeout=60) == 0
-    client = subprocess.Popen([BERTH, "wait", "long"], env=env, stdout=subprocess.PIPE)
-    assert client.stdout is not None
-    worker = _worker_of(forkserver, server, client.stdout.fileno())
-    client.kill()
-    client.wait(timeout=10)
+    process = subprocess.Popen([client, "logs", "-f", "nothing-here-yet"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.wait(timeout=30) == 1  # no such container: served and answered
+    process = subprocess.Popen([client, "run", "-d", "--name", "long", "busybox", "sleep", "60"],
+                               env=env, stdout=subprocess.PIPE)
+    assert process.wait(timeout=60) == 0
+    process = subprocess.Popen([client, "wait", "long"], env=env, stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    worker = _worker_of(forkserver, server, process.stdout.fileno())
+    process.kill()
+    process.wait(timeout=10)
     _wait_gone(worker)
     assert forkserver.cli.run("rm", "-f", "long").returncode == 0
 
@@ -179,10 +207,11 @@ def _worker_of(forkserver: ForkServer, server: int, client_stdout: int) -> int:
     raise AssertionError("no worker of the fork server runs the client's command")
 
 
-def test_refuses_another_namespace_and_changed_code(forkserver: ForkServer) -> None:
+def test_refuses_another_namespace_and_changed_code(forkserver: ForkServer, client: str) -> None:
     server = forkserver.start()
+    forkserver.command = client
     other_netns = subprocess.run(
-        ["unshare", "--net", BERTH, "version"], env=forkserver.cli.env(
+        ["unshare", "--net", client, "version"], env=forkserver.cli.env(
             forkserver.env(BERTH_TRACE="1")), capture_output=True, timeout=60, check=False)
     assert other_netns.returncode == 0  # it ran in its own process
     assert "refused: credentials or namespaces" in other_netns.stderr.decode()
@@ -231,12 +260,26 @@ def test_leaves_when_idle_or_told_and_takes_its_socket(forkserver: ForkServer,
     assert forkserver.run("version").returncode == 0  # and the next command runs anyway
 
 
-def test_disabled_by_the_environment(forkserver: ForkServer) -> None:
+def test_disabled_by_the_environment(forkserver: ForkServer, client: str) -> None:
+    forkserver.command = client
     result = forkserver.run("version", env={"BERTH_NO_FORKSERVER": "1", "BERTH_TRACE": "1"})
     assert result.returncode == 0
     assert SERVED not in result.stderr.decode()
     time.sleep(0.3)
     assert forkserver.pid() is None  # and none was started
+
+
+def test_with_no_server_the_command_runs_and_starts_one(forkserver: ForkServer,
+                                                       client: str) -> None:
+    forkserver.command = client
+    result = forkserver.run("version", env={"BERTH_TRACE": "1"})
+    assert result.returncode == 0
+    assert b"Version:" in result.stdout
+    assert SERVED not in result.stderr.decode()  # it ran in its own process
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and forkserver.socket() is None:
+        time.sleep(0.02)
+    assert forkserver.socket() is not None  # and started a server for the next command
 
 
 def test_a_client_in_another_cgroup_has_a_server_of_its_own(forkserver: ForkServer) -> None:
@@ -279,23 +322,23 @@ def _pids_in(group: str) -> list[int]:
 
 
 def test_ctrl_z_stops_the_client_with_its_worker_and_fg_resumes_both(
-        forkserver: ForkServer, busybox: str) -> None:
+        forkserver: ForkServer, busybox: str, client: str) -> None:
     server = forkserver.start()
     script = 'trap "exit 42" TERM; echo ready; while true; do sleep 0.1; done'
-    client = subprocess.Popen([BERTH, "run", "--rm", "busybox", "sh", "-c", script],
-                              env=forkserver.cli.env(forkserver.env()),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert client.stdout is not None
-    assert client.stdout.readline() == b"ready\n"
-    worker = _worker_of(forkserver, server, client.stdout.fileno())
-    client.send_signal(signal.SIGTSTP)
-    _wait_state(client.pid, "T")
+    process = subprocess.Popen([client, "run", "--rm", "busybox", "sh", "-c", script],
+                               env=forkserver.cli.env(forkserver.env()),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None
+    assert process.stdout.readline() == b"ready\n"
+    worker = _worker_of(forkserver, server, process.stdout.fileno())
+    process.send_signal(signal.SIGTSTP)
+    _wait_state(process.pid, "T")
     _wait_state(worker, "T")
-    client.send_signal(signal.SIGCONT)
-    _wait_state(client.pid, "S")
+    process.send_signal(signal.SIGCONT)
+    _wait_state(process.pid, "S")
     _wait_state(worker, "S")
-    client.send_signal(signal.SIGTERM)
-    assert client.wait(timeout=30) == 42
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 42
 
 
 def _wait_state(pid: int, state: str) -> None:
