@@ -117,6 +117,7 @@ class Server:
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.spare = (-1, -1)  # (pid, pidfd)
         self.spare_failures = 0
+        self.watching = False  # whether the poll watches for a connection (see _hurry_spare)
         self.workers: dict[int, tuple[int, socket.socket | None]] = {}  # pidfd: (pid, conn)
         self.stopping = False
         self.poller = select.poll()
@@ -159,6 +160,8 @@ class Server:
                     self._on_control()
                 elif fd == self.spare[1]:
                     self._on_spare_died()
+                elif fd == self.listener.fileno():
+                    self._hurry_spare()
                 elif fd in self.workers:
                     self._reap(fd)
             if self.stopping:
@@ -173,6 +176,7 @@ class Server:
     def _stop_serving(self) -> None:
         """No new commands: the socket goes, the spare too; workers run on to their end."""
         self.stopping = True
+        self._watch(False)
         if self.listener.fileno() >= 0:
             try:
                 if os.stat(self.path).st_ino == self.socket_inode:
@@ -202,6 +206,27 @@ class Server:
         pidfd = os.pidfd_open(pid)
         self.spare = (pid, pidfd)
         self.poller.register(pidfd, select.POLLIN)
+        self._watch(True)
+
+    def _watch(self, on: bool) -> None:
+        if on != self.watching and self.listener.fileno() >= 0:
+            if on:
+                self.poller.register(self.listener, select.POLLIN)
+            else:
+                self.poller.unregister(self.listener)
+            self.watching = on
+
+    def _hurry_spare(self) -> None:
+        """A connection waits: the spare, if it is still getting ready on idle CPU time
+        (``_be_spare``), gets the server's priority back now, so that a busy host does not
+        starve it. It accepts the connection at its next step."""
+        self._watch(False)
+        pid = self.spare[0]
+        if pid > 0:
+            try:
+                os.sched_setscheduler(pid, os.sched_getscheduler(0), os.sched_getparam(0))
+            except OSError:
+                pass  # it is gone: its pidfd says so
 
     def _on_control(self) -> None:
         """A spare's message: it took a command, or found the code stale."""
@@ -217,12 +242,14 @@ class Server:
         pid, pidfd = self.spare
         self.spare = (-1, -1)
         self.spare_failures = 0
+        self._watch(False)
         conn = socket.socket(fileno=fds[0]) if fds else None
         self.workers[pidfd] = (pid, conn)
 
     def _on_spare_died(self) -> None:
         pid, pidfd = self.spare
         self.spare = (-1, -1)
+        self._watch(False)
         self.poller.unregister(pidfd)
         os.close(pidfd)
         os.waitpid(pid, 0)
@@ -270,12 +297,13 @@ class Server:
         # its cgroups (berth.runtime.cgroups.warm; the worker stops it if BERTH_NO_WARM is set).
         warm.start()
         # The spare gets ready while a command may still run (the one that took the previous
-        # spare): only on CPU time that command leaves idle, so it slows that command down
-        # little, and the next command finds a spare ready.
+        # spare): only on CPU time nothing else wants (SCHED_IDLE), so it slows that command
+        # down little and the next command finds a spare ready. On a busy host it may not get
+        # that time: a connection that comes first ends the copy.
         policy = os.sched_getscheduler(0)
         param = os.sched_getparam(0)
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        _own_memory()
+        _own_memory(self.listener)
         os.sched_setscheduler(0, policy, param)
         while True:
             conn, _ = self.listener.accept()
@@ -488,23 +516,33 @@ def _source_stamps() -> dict[str, int]:
     return stamps
 
 
-def _own_memory() -> None:
+_POPULATE_CHUNK = 1 << 20
+
+
+def _own_memory(listener: socket.socket) -> None:
     """Copy now, while the spare waits, the pages of the server's memory that a command would
     copy on its first write to them (the objects a command touches are scattered over all of
-    it): the fault for each would come while the client waits."""
+    it): the fault for each would come while the client waits. A megabyte at a time, until
+    done or until a connection waits (the command then copies what it touches itself)."""
     with open("/proc/self/maps", "rb") as f:
         maps = f.read().splitlines()
+    poller = select.poll()
+    poller.register(listener, select.POLLIN)
     for line in maps:
         fields = line.split()
         if fields[1] != b"rw-p" or (len(fields) > 5 and fields[5].startswith(b"[")
                                     and fields[5] != b"[heap]"):
             continue
-        start, _, end = fields[0].partition(b"-")
-        try:
-            syscalls.madvise(int(start, 16), int(end, 16) - int(start, 16),
-                             syscalls.MADV_POPULATE_WRITE)
-        except OSError:
-            return  # a kernel before 5.14: the faults come as the command runs
+        low, _, high = fields[0].partition(b"-")
+        start, end = int(low, 16), int(high, 16)
+        for chunk in range(start, end, _POPULATE_CHUNK):
+            if poller.poll(0):
+                return
+            try:
+                syscalls.madvise(chunk, min(_POPULATE_CHUNK, end - chunk),
+                                 syscalls.MADV_POPULATE_WRITE)
+            except OSError:
+                return  # a kernel before 5.14: the faults come as the command runs
 
 
 def _drain(fd: int) -> None:

@@ -112,6 +112,10 @@ def reset_to_defaults() -> None:
     for signum in _signal.valid_signals():
         if signum in (SIGKILL, SIGSTOP):
             continue
+        # Python knows each signal's action (read when it started, or set since through it);
+        # None: set by other code, so reset it too. Only these need a system call.
+        if _signal.getsignal(signum) == SIG_DFL:
+            continue
         try:
             _signal.signal(signum, SIG_DFL)
         except (OSError, ValueError):

@@ -164,6 +164,22 @@ def test_a_served_command_is_the_client_own(forkserver: ForkServer, busybox: str
     assert b"no-such-image" in missing.stderr
 
 
+def test_a_served_container_runs_with_normal_scheduling(forkserver: ForkServer,
+                                                         busybox: str) -> None:
+    """The spare gets ready on idle CPU time (SCHED_IDLE); the command it becomes, and the
+    container that command runs, must not keep that policy (or its niceness)."""
+    forkserver.start()
+    time.sleep(0.5)  # a spare forked after the last command, now ready
+    for _ in range(2):
+        result = forkserver.run("run", "--rm", "busybox", "cat", "/proc/self/sched",
+                                env={"BERTH_TRACE": "1"})
+        assert result.returncode == 0, result.stderr
+        assert SERVED in result.stderr.decode()
+        fields = {line.split(":")[0].strip(): line.split(":")[-1].strip()
+                  for line in result.stdout.decode().splitlines() if ":" in line}
+        assert (fields["policy"], fields["prio"]) == ("0", "120")
+
+
 def test_signals_reach_the_command_and_a_killed_client_takes_its_worker(
         forkserver: ForkServer, busybox: str, client: str) -> None:
     server = forkserver.start()
