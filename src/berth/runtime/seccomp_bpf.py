@@ -8,8 +8,9 @@ compiles a profile once (:mod:`berth.runtime.seccomp`, which also validates it),
 program that libseccomp generates, and from then on loads that program itself:
 
 - the key of a kept program is the SHA-256 of the ``linux.seccomp`` object (compact JSON), the
-  machine and the boot id (``/proc/sys/kernel/random/boot_id``: the kernel's seccomp features,
-  which libseccomp's output depends on, change only with a reboot);
+  machine, the boot id (``/proc/sys/kernel/random/boot_id``: the kernel's seccomp features,
+  which libseccomp's output depends on, change only with a reboot) and the layout berth asks
+  libseccomp for (a binary tree, :mod:`berth.runtime.seccomp`);
 - ``<runtime root>/seccomp/<key>.bpf`` holds one line naming the libseccomp library that
   compiled it (path, device, inode, size, modification time), then the program (an array of
   ``struct sock_filter``); it is used only while that library is the same file, while the file
@@ -45,6 +46,7 @@ SECCOMP_MODE_FILTER = 2
 INSTRUCTION_SIZE = 8  # struct sock_filter: u16 code, u8 jt, u8 jf, u32 k
 MAX_INSTRUCTIONS = 4096  # BPF_MAXINSNS
 _MAGIC = b"berth-seccomp-bpf 1"
+_LAYOUT = b"binary-tree"  # how berth.runtime.seccomp has libseccomp lay programs out
 
 
 class _SockFprog(ctypes.Structure):
@@ -110,7 +112,7 @@ def _key(seccomp: Mapping[str, Any]) -> str:
     except OSError:
         boot = b"unknown"
     text = jsonio.dumps(seccomp).encode()
-    return hex_digest("sha256", b"\0".join((text, os.uname().machine.encode(), boot)))
+    return hex_digest("sha256", b"\0".join((text, os.uname().machine.encode(), boot, _LAYOUT)))
 
 
 def _read_kept(path: str) -> bytes | None:
