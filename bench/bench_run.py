@@ -400,7 +400,7 @@ def trace_phases(setup: Setup, runs: int, forkserver: bool) -> None:
             label = "client start (spawn to its 1st line)" if i == 0 else name
             rows.setdefault(label, []).append(at - previous)
             previous = at
-        rows.setdefault("interpreter exit (to parent's wait)", []).append(end - previous)
+        rows.setdefault("client exit (to the parent's wait)", []).append(end - previous)
     how = "through the fork server" if forkserver else "no fork server"
     print(
         f"\n== where berth's time goes, {how} (BERTH_TRACE=1, median of {runs} fresh runs; "
