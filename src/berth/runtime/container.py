@@ -212,8 +212,8 @@ class Runtime:
             warm.stop()
             channel.send(MSG_GO, pid=pid)
             # While the init sets the container up (on another CPU if there is one): what
-            # does not need it ready. Until the state is saved, nobody can look it up; and
-            # if the init fails, the state goes with the rest (_abandon).
+            # does not need it ready. From here a `state` query finds the container (as
+            # created); if the init then fails, the state goes with the rest (_abandon).
             start_time = state.process_start_time(pid)
             if start_time is not None:
                 record = ContainerRecord(

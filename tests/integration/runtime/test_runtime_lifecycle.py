@@ -172,6 +172,38 @@ def test_pid_file_and_list(runtime: Runtime, bundle: BundleFactory, workdir: str
     runtime.delete(cid)
 
 
+def test_while_setting_up_runs_once_the_init_runs_and_its_failure_abandons_it(
+        runtime: Runtime, bundle: BundleFactory) -> None:
+    """The caller's bookkeeping runs while the init sets the container up: with the init's
+    pid, with the container's state already findable (as created); if it raises, the
+    container is gone (its init, state, cgroup) and the error is the caller's."""
+    seen: list[tuple[int, str]] = []
+    cid = new_id()
+    record = runtime.create(cid, bundle(["true"]), while_setting_up=lambda pid: seen.append(
+        (pid, runtime.state(cid)["status"])))
+    assert seen == [(record.pid, "created")]
+    runtime.delete(cid)
+
+    class Refused(Exception):
+        pass
+
+    def refuse(pid: int) -> None:
+        seen.append((pid, "refused"))
+        raise Refused("the caller's bookkeeping failed")
+
+    cid = new_id()
+    with pytest.raises(Refused):
+        runtime.create(cid, bundle(["true"]), while_setting_up=refuse)
+    pid = seen[-1][0]
+    assert runtime.list_containers() == []
+    with pytest.raises(ContainerNotFound):
+        runtime.state(cid)
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not os.path.exists(f"/proc/{pid}")
+
+
 def test_missing_cwd_fails_create(runtime: Runtime, bundle: BundleFactory) -> None:
     spec = bundle.spec(["true"])
     spec["process"]["cwd"] = "/does/not/exist"
