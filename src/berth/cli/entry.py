@@ -9,8 +9,11 @@ the interpreter's own start.
 import posix
 import sys
 
+from berth import stdfds
+
 
 def main() -> int:
+    stdfds.ensure_open()  # before anything opens a file or a socket
     tracing = bool(posix.environ.get(b"BERTH_TRACE"))
     if tracing:
         from berth import trace

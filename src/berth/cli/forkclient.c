@@ -362,11 +362,27 @@ static void follow(int sock, int argc, char **argv) {
     _exit(125);
 }
 
+/* /dev/null on a closed fd 0, 1 or 2 (as berth.stdfds does): else the socket below would
+   take that number and be sent as the command's stdio. */
+static void ensure_standard_fds(void) {
+    int fd, null;
+
+    for (fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0) {
+            null = open("/dev/null", O_RDWR);
+            if (null >= 0 && null != fd) {
+                dup2(null, fd);
+                close(null);
+            }
+        }
+}
+
 int main(int argc, char **argv) {
     struct sockaddr_un address;
     int sock;
     const char *off = getenv("BERTH_NO_FORKSERVER");
 
+    ensure_standard_fds();
     tracing = getenv("BERTH_TRACE") && *getenv("BERTH_TRACE");
     mark("client started");
     if ((off && *off) || geteuid() != 0)

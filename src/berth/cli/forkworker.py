@@ -95,21 +95,21 @@ def _take_environment(env: dict[str, str]) -> None:
 
 
 def _take_stdio(sent: str, fds: list[int]) -> None:
+    """The client's stdio as fds 0-2; /dev/null for one it did not send (a closed fd there
+    would go to the next file this command opens, see :mod:`berth.stdfds`)."""
     received = dict(zip((int(c) for c in sent), fds, strict=True))
-    for target in (0, 1, 2):
-        if target in received:
-            os.dup2(received[target], target)
-        else:
-            try:
-                os.close(target)
-            except OSError:
-                pass
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for target in (0, 1, 2):
+            os.dup2(received.get(target, null), target)
+    finally:
+        os.close(null)
     for fd in fds:
         if fd > 2:
             os.close(fd)
     fds.clear()
     for fd, name in enumerate(("stdin", "stdout", "stderr")):
-        stream = _text_stream(fd, "r" if fd == 0 else "w") if fd in received else None
+        stream = _text_stream(fd, "r" if fd == 0 else "w")
         setattr(sys, name, stream)
         setattr(sys, f"__{name}__", stream)
 

@@ -604,6 +604,9 @@ def main(argv: list[str] | None = None) -> int:
     (several milliseconds of module cleanup that a runtime command does not need)."""
     if argv is not None:
         return _main(argv)
+    from berth import stdfds
+
+    stdfds.ensure_open()  # a closed stdout must not become a state file the container writes
     code = _main(sys.argv[1:])
     for stream in (sys.stdout, sys.stderr):
         try:
