@@ -291,8 +291,9 @@ class Server:
                 conn.close()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        # A spare comes when the previous command ends, and the next often follows: keep the
-        # kernel's cgroup-migration lock warm from now (for up to two seconds), so that the
+        # A spare comes when a command takes the previous one, and the next command often
+        # follows soon: keep the kernel's cgroup-migration lock warm from now (for up to two
+        # seconds), so that the
         # grace period a cold lock waits for has passed before a `berth run` creates and joins
         # its cgroups (berth.runtime.cgroups.warm; the worker stops it if BERTH_NO_WARM is set).
         warm.start()
