@@ -293,9 +293,9 @@ class Server:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         # A spare comes when a command takes the previous one, and the next command often
         # follows soon: keep the kernel's cgroup-migration lock warm from now (for up to two
-        # seconds), so that the
-        # grace period a cold lock waits for has passed before a `berth run` creates and joins
-        # its cgroups (berth.runtime.cgroups.warm; the worker stops it if BERTH_NO_WARM is set).
+        # seconds), so that the grace period a cold lock waits for has passed before a
+        # `berth run` creates and joins its cgroups (berth.runtime.cgroups.warm; the worker
+        # stops it if BERTH_NO_WARM is set).
         warm.start()
         # The spare gets ready while a command may still run (the one that took the previous
         # spare): only on CPU time nothing else wants (SCHED_IDLE), so it slows that command
