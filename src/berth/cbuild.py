@@ -32,6 +32,15 @@ FREESTANDING_FLAGS = [
     "-fno-pie",
     "-no-pie",
 ]
+# ... and linked with: no build id, no executable stack, no RELRO, unused sections dropped,
+# symbols stripped
+SMALL_ELF_FLAGS = [
+    "-Wl,--build-id=none",
+    "-Wl,-z,noexecstack",
+    "-Wl,-z,norelro",
+    "-Wl,--gc-sections",
+    "-s",
+]
 
 
 class StaticBinary:

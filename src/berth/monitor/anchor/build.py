@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from berth.cbuild import FREESTANDING_FLAGS, StaticBinary, find_compiler
+from berth.cbuild import FREESTANDING_FLAGS, SMALL_ELF_FLAGS, StaticBinary, find_compiler
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ANCHOR = StaticBinary(
@@ -25,11 +25,7 @@ ANCHOR = StaticBinary(
         "-Wextra",
         "-Werror",
         "-Wno-unused-parameter",
-        "-Wl,--build-id=none",
-        "-Wl,-z,noexecstack",
-        "-Wl,-z,norelro",
-        "-Wl,--gc-sections",
-        "-s",
+        *SMALL_ELF_FLAGS,
     ],
 )
 binary_path = ANCHOR.binary_path

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from berth.cbuild import FREESTANDING_FLAGS, StaticBinary
+from berth.cbuild import FREESTANDING_FLAGS, SMALL_ELF_FLAGS, StaticBinary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHIM = StaticBinary(
@@ -23,12 +23,8 @@ SHIM = StaticBinary(
         *FREESTANDING_FLAGS,
         "-Wall",
         "-Werror",
-        "-Wl,--build-id=none",
-        "-Wl,-z,noexecstack",
-        "-Wl,-z,norelro",
-        "-Wl,--gc-sections",
         "-Wl,-n",
-        "-s",
+        *SMALL_ELF_FLAGS,
     ],
 )
 build = SHIM.build
