@@ -95,10 +95,11 @@ class Launcher:
                 f.write(jsonio.dumps(spec))
             runtime.delete(container_id)  # a leftover of a crashed berth, if any
             trace.mark("bundle written")
-            started: list[tuple[int, int]] = []
+            pid_start = 0
 
             def record_running(pid: int) -> None:
                 # while the runtime's init sets the container up (see ContainerRuntime)
+                nonlocal pid_start
                 pid_start = _pid_start(pid)
                 self.records.update_state(
                     container_id,
@@ -114,14 +115,12 @@ class Launcher:
                     StartedAt=now_rfc3339(),
                     PidStart=pid_start,
                 )
-                started.append((pid, pid_start))
                 trace.mark("running recorded")
 
-            runtime.create(container_id, bundle, stdio=stdio, console_socket=console_socket,
-                           while_setting_up=record_running)
+            pid = runtime.create(container_id, bundle, stdio=stdio,
+                                 console_socket=console_socket, while_setting_up=record_running)
             created = True
             trace.mark("runtime created")
-            pid, pid_start = started[0]
             runtime.start(container_id)
             trace.mark("runtime started")
             from berth.containers.events import container_event
