@@ -9,7 +9,9 @@
      in a temp root with busybox bootstrapped), served by berth's fork server
      (``berth.cli.forkserver``, a private one of the benchmark's, started and waited for
      first); the same through the Python launcher (the client is then an interpreter:
-     ``berth.cli.forkclient``); the same with ``BERTH_NO_FORKSERVER=1`` (the whole command in
+     ``berth.cli.forkclient``); the same through a second server started with
+     ``BERTH_NO_PREFORK=1`` (its spares fork no container init ahead,
+     ``berth.runtime.preforked``); the same with ``BERTH_NO_FORKSERVER=1`` (the whole command in
      its own process), and that with ``BERTH_NO_WARM=1`` too;
    - ``runc run`` and ``crun run`` of a bundle made from the same rootfs (berth's busybox
      layer, copied out), with ``runc spec``'s config running ``true``: its namespaces include
@@ -131,14 +133,17 @@ def prepare(setup: Setup) -> None:
     quiet(setup.berth("save", "-o", archive, "busybox"), setup.env)
     quiet([*setup.podman(), "load", "-q", "-i", archive])
     berths_bundle(setup, rootfs)
-    wait_for_forkserver(setup)
+    wait_for_forkserver(setup, {})
+    wait_for_forkserver(setup, {"BERTH_NO_PREFORK": "1",
+                                "BERTH_FORKSERVER_DIR": setup.forkserver_dir + "-no-prefork"})
 
 
-def wait_for_forkserver(setup: Setup) -> None:
-    """The commands above started the fork server: wait until it serves."""
+def wait_for_forkserver(setup: Setup, env: dict[str, str]) -> None:
+    """Start a fork server (the first command does) and wait until it serves."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        proc = subprocess.run(setup.berth("version"), env={**setup.env, "BERTH_TRACE": "1"},
+        proc = subprocess.run(setup.berth("version"),
+                              env={**setup.env, **env, "BERTH_TRACE": "1"},
                               capture_output=True, text=True, check=False)
         if "forked by the fork server" in proc.stderr:
             return
@@ -199,6 +204,14 @@ def main_commands(setup: Setup) -> dict[str, list[str]]:
         # the same with a Python interpreter as the fork server's client
         "berth run, Python client": [
             BERTH_PYTHON_LAUNCHER, "run", "--rm", "--network", "none", "busybox", "true"
+        ],
+        # the same through a second fork server whose spares fork no init ahead
+        # (berth.runtime.preforked; the server has the environment of the command that
+        # started it; through env(1): ~1 ms more)
+        "berth run, no init forked ahead": [
+            "/usr/bin/env", "BERTH_NO_PREFORK=1",
+            f"BERTH_FORKSERVER_DIR={setup.forkserver_dir}-no-prefork",
+            *setup.berth("run", "--rm", "--network", "none", "busybox", "true"),
         ],
         # the same in a process of its own, with no fork server (through env(1): ~1 ms more)
         "berth run, no fork server": [
@@ -437,7 +450,9 @@ def cleanup(setup: Setup, forward: str) -> None:
     paths = StorePaths.at(setup.store)
     from berth.cli.forkclient import running_servers
 
-    for server in running_servers(setup.forkserver_dir):
+    servers = running_servers(setup.forkserver_dir)
+    servers += running_servers(setup.forkserver_dir + "-no-prefork")
+    for server in servers:
         with contextlib.suppress(ProcessLookupError):
             os.kill(server, signal.SIGTERM)
     if os.path.isdir(setup.podman_dir):

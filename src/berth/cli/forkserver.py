@@ -39,7 +39,8 @@ import sys
 import time
 
 from berth.cli import forkclient, forkworker
-from berth.runtime import syscalls
+from berth.errors import BerthError
+from berth.runtime import cgroups, prefault, preforked, syscalls
 from berth.runtime.cgroups import warm
 
 IDLE_SECONDS = 120.0
@@ -304,7 +305,14 @@ class Server:
         policy = os.sched_getscheduler(0)
         param = os.sched_getparam(0)
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        _own_memory(self.listener)
+        # the next container's init, forked now (berth.runtime.preforked): a `berth run`
+        # takes it rather than fork one; any other command lets it die with the worker
+        try:
+            preforked.prepare()
+            cgroups.read_layout_ahead()
+        except (OSError, BerthError):
+            pass  # a `berth run` does it itself
+        prefault.copy_private_memory(self.listener.fileno())
         os.sched_setscheduler(0, policy, param)
         while True:
             conn, _ = self.listener.accept()
@@ -515,35 +523,6 @@ def _source_stamps() -> dict[str, int]:
                 except OSError:
                     stamps[path] = -1
     return stamps
-
-
-_POPULATE_CHUNK = 1 << 20
-
-
-def _own_memory(listener: socket.socket) -> None:
-    """Copy now, while the spare waits, the pages of the server's memory that a command would
-    copy on its first write to them (the objects a command touches are scattered over all of
-    it): the fault for each would come while the client waits. A megabyte at a time, until
-    done or until a connection waits (the command then copies what it touches itself)."""
-    with open("/proc/self/maps", "rb") as f:
-        maps = f.read().splitlines()
-    poller = select.poll()
-    poller.register(listener, select.POLLIN)
-    for line in maps:
-        fields = line.split()
-        if fields[1] != b"rw-p" or (len(fields) > 5 and fields[5].startswith(b"[")
-                                    and fields[5] != b"[heap]"):
-            continue
-        low, _, high = fields[0].partition(b"-")
-        start, end = int(low, 16), int(high, 16)
-        for chunk in range(start, end, _POPULATE_CHUNK):
-            if poller.poll(0):
-                return
-            try:
-                syscalls.madvise(chunk, min(_POPULATE_CHUNK, end - chunk),
-                                 syscalls.MADV_POPULATE_WRITE)
-            except OSError:
-                return  # a kernel before 5.14: the faults come as the command runs
 
 
 def _drain(fd: int) -> None:

@@ -23,7 +23,15 @@ from berth.errors import (
     InvalidArgument,
     PathNotFound,
 )
-from berth.runtime import cgroup_adapter, hooks, namespaces, process, signals, state
+from berth.runtime import (
+    cgroup_adapter,
+    hooks,
+    namespaces,
+    preforked,
+    process,
+    signals,
+    state,
+)
 from berth.runtime.cgroups import warm
 from berth.runtime.init import ChildConfig, exec_main, init_main
 from berth.runtime.log import RuntimeLog
@@ -175,42 +183,54 @@ class Runtime:
             manager.create(resources)
             trace.mark("runtime: cgroup created")
             plan = namespaces.NamespacePlan.from_spec(spec)
-            identity, seccomp, more = security_functions_for(spec, self.seccomp_cache)
-            for note in (*notes, *more, *_ignored_fields(spec)):
+            for note in (*notes, *_ignored_fields(spec)):
                 self.log.debug(note)
             sock, ours = _console_for(terminal, console_socket, own_console)
             if sock is not None:
                 sockets.append(sock)
             fifo_fd = os.open(state_dir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             to_close.append(fifo_fd)
-            cfg = ChildConfig(
-                container_id=container_id,
-                spec=spec,
-                process_spec=proc,
-                plan=plan,
-                shim=process.load_shim(),
-                identity=identity,
-                seccomp=seccomp,
-                bundle=bundle,
-                rootfs=rootfs,
-                stdio=stdio,
-                console_socket=sock,
-                fifo_fd=fifo_fd,
-                preserve_fds=preserve_fds,
-                no_pivot=no_pivot,
-                no_new_keyring=no_new_keyring,
-            )
-            pair = ChannelPair()
-            trace.mark("runtime: init configured")
-            pid, channel = namespaces.fork_into(plan, pair)
-            if pid == 0:
-                init_main(cfg, channel)
-            trace.mark("runtime: init forked")
+            taken = self._take_init_forked_ahead(
+                manager, plan, preserve_fds, container_id=container_id, bundle=bundle,
+                rootfs=rootfs, spec=spec, stdio=stdio, fifo_fd=fifo_fd, console_socket=sock,
+                no_pivot=no_pivot, no_new_keyring=no_new_keyring)
+            if taken is not None:
+                pid, init_channel = taken
+            else:
+                identity, seccomp, more = security_functions_for(spec, self.seccomp_cache)
+                for note in more:
+                    self.log.debug(note)
+                cfg = ChildConfig(
+                    container_id=container_id,
+                    spec=spec,
+                    process_spec=proc,
+                    plan=plan,
+                    shim=process.load_shim(),
+                    identity=identity,
+                    seccomp=seccomp,
+                    bundle=bundle,
+                    rootfs=rootfs,
+                    stdio=stdio,
+                    console_socket=sock,
+                    fifo_fd=fifo_fd,
+                    preserve_fds=preserve_fds,
+                    no_pivot=no_pivot,
+                    no_new_keyring=no_new_keyring,
+                )
+                pair = ChannelPair()
+                trace.mark("runtime: init configured")
+                pid, init_channel = namespaces.fork_into(plan, pair)
+                if pid == 0:
+                    init_main(cfg, init_channel)
+                trace.mark("runtime: init forked")
+            channel = init_channel
             _close_all(to_close, sockets)
             plan.close()
-            manager.add_process(pid)
+            if taken is None:
+                manager.add_process(pid)
             warm.stop()
-            channel.send(MSG_GO, pid=pid)
+            if taken is None:
+                init_channel.send(MSG_GO, pid=pid)
             # While the init sets the container up (on another CPU if there is one): what
             # does not need it ready. From here a `state` query finds the container (as
             # created); if the init then fails, the state goes with the rest (_abandon).
@@ -229,7 +249,7 @@ class Runtime:
                 state_dir.save(record)
                 if while_setting_up is not None:
                     while_setting_up(pid)
-            self._follow_setup(channel, spec, container_id, pid, bundle)
+            self._follow_setup(init_channel, spec, container_id, pid, bundle)
             trace.mark("runtime: init ready")
             if start_time is None:
                 raise ContainerError(f"the init of container {container_id} exited during create")
@@ -247,6 +267,25 @@ class Runtime:
             self._abandon(pid, manager, state_dir)
             raise
         return record, channel, ours
+
+    def _take_init_forked_ahead(
+        self, manager: CgroupManager, plan: namespaces.NamespacePlan, preserve_fds: int,
+        **handover: Any,
+    ) -> tuple[int, Channel] | None:
+        """This process's init forked ahead of time (:mod:`berth.runtime.preforked`), put in
+        the container's cgroups and handed the container, if there is one that fits;
+        ``(pid, channel)`` as :func:`namespaces.fork_into` gives them."""
+        ahead = preforked.take(plan, preserve_fds)
+        if ahead is None:
+            return None
+        try:
+            manager.add_process(ahead.pid)
+            channel = ahead.hand_over(plan=plan, seccomp_cache=self.seccomp_cache, **handover)
+        except (OSError, BerthError):  # it died before its container came: fork one
+            ahead.discard()
+            return None
+        trace.mark("runtime: init forked ahead taken")
+        return ahead.pid, channel
 
     def _follow_setup(
         self, channel: Channel, spec: dict[str, Any], container_id: str, pid: int, bundle: str

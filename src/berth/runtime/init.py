@@ -44,6 +44,7 @@ class ChildConfig:
         "bundle",
         "console_socket",
         "container_id",
+        "entered",
         "fifo_fd",
         "identity",
         "no_new_keyring",
@@ -76,6 +77,7 @@ class ChildConfig:
         preserve_fds: int = 0,
         no_pivot: bool = False,
         no_new_keyring: bool = False,
+        entered: frozenset[str] = frozenset(),
     ) -> None:
         self.container_id = container_id
         self.spec = spec
@@ -92,9 +94,11 @@ class ChildConfig:
         self.preserve_fds = preserve_fds
         self.no_pivot = no_pivot
         self.no_new_keyring = no_new_keyring
+        self.entered = entered  # namespaces the plan creates that the child already made
 
 
-def _fail(channel: Channel, exc: BaseException) -> NoReturn:
+def report_failure(channel: Channel, exc: BaseException) -> NoReturn:
+    """Tell the runtime why the child cannot go on (or say it on stderr), and exit."""
     try:
         channel.send(MSG_ERROR, **error_message(exc))
     except BaseException:
@@ -122,22 +126,38 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 def _start_child(cfg: ChildConfig, channel: Channel) -> None:
     """Signals at their defaults (SIGPIPE ignored while Python runs), stdio in place, every
     fd the runtime's process had open closed but those the child needs."""
+    quiet_signals()
+    keep = {channel.rfd, channel.wfd, cfg.fifo_fd, *cfg.plan.fds()}
+    if cfg.console_socket is not None:
+        keep.add(cfg.console_socket.fileno())
+    if cfg.stdio is not None:
+        place_stdio(cfg.stdio)
+    close_fds_but(keep, 3 + cfg.preserve_fds)
+
+
+def quiet_signals() -> None:
+    """The child's signals: at their defaults, SIGPIPE ignored while Python runs, and an exit
+    on the signals a program would end by (as pid 1, the kernel drops the rest)."""
     gc.disable()  # no finalizer of an inherited object may close an fd number reused here
     signals.clear_wakeup_fd()
     signals.reset_to_defaults()
     signals.ignore(signals.SIGPIPE)
     for signum in _EXIT_ON:
         signals.set_handler(signum, _exit_on_signal)
-    keep = {channel.rfd, channel.wfd, cfg.fifo_fd, *cfg.plan.fds()}
-    if cfg.console_socket is not None:
-        keep.add(cfg.console_socket.fileno())
-    if cfg.stdio is not None:
-        moved = [os.dup(fd) for fd in cfg.stdio]
-        for target, fd in enumerate(moved):
-            os.dup2(fd, target)
-        for fd in moved:
-            os.close(fd)
-    floor = 3 + cfg.preserve_fds
+
+
+def place_stdio(stdio: tuple[int, int, int]) -> None:
+    """Make ``stdio`` fds 0, 1 and 2 (any of them may already be one of those numbers)."""
+    moved = [os.dup(fd) for fd in stdio]
+    for target, fd in enumerate(moved):
+        os.dup2(fd, target)
+    for fd in moved:
+        os.close(fd)
+
+
+def close_fds_but(keep: set[int], floor: int) -> None:
+    """Close every fd from ``floor`` up that is not in ``keep``; those below ``floor`` (but
+    stdio: preserved fds) are left open across the exec."""
     low = floor
     for fd in sorted(f for f in keep if f >= floor):
         os.closerange(low, fd)
@@ -158,22 +178,29 @@ def init_main(cfg: ChildConfig, channel: Channel) -> NoReturn:
     try:
         _start_child(cfg, channel)
         go = channel.expect(MSG_GO, "container setup")
-        path, argv, env = _set_up_container(cfg, channel, int(go["pid"]))
-        # nothing more comes from the runtime: close that end first, so that once the runtime
-        # sees [ready] the init holds only stdio, the fifo and the pipe it reports on
-        os.close(channel.rfd)
-        channel.rfd = -1
-        channel.send(MSG_READY)
-        _wait_for_start(cfg.fifo_fd)
-        spec = cfg.spec
-        start_hooks = (spec.get("hooks") or {}).get("startContainer") or []
-        if start_hooks:
-            state = hooks.hook_state(cfg.container_id, int(go["pid"]), "created", cfg.bundle,
-                                     spec.get("annotations") or {}, spec["ociVersion"])
-            hooks.run_hooks("startContainer", start_hooks, state)
-        _exec(cfg, path, argv, env)
+        run_init(cfg, channel, int(go["pid"]))
     except BaseException as exc:
-        _fail(channel, exc)
+        report_failure(channel, exc)
+
+
+def run_init(cfg: ChildConfig, channel: Channel, host_pid: int) -> NoReturn:
+    """Steps 3 to 7 (the caller reports what it raises): a forked init once the runtime said
+    [go], and an init forked ahead of time (:mod:`berth.runtime.preforked`) once it has its
+    container."""
+    path, argv, env = _set_up_container(cfg, channel, host_pid)
+    # nothing more comes from the runtime: close that end first, so that once the runtime
+    # sees [ready] the init holds only stdio, the fifo and the pipe it reports on
+    os.close(channel.rfd)
+    channel.rfd = -1
+    channel.send(MSG_READY)
+    _wait_for_start(cfg.fifo_fd)
+    spec = cfg.spec
+    start_hooks = (spec.get("hooks") or {}).get("startContainer") or []
+    if start_hooks:
+        state = hooks.hook_state(cfg.container_id, host_pid, "created", cfg.bundle,
+                                 spec.get("annotations") or {}, spec["ociVersion"])
+        hooks.run_hooks("startContainer", start_hooks, state)
+    _exec(cfg, path, argv, env)
 
 
 def _set_up_container(
@@ -185,7 +212,7 @@ def _set_up_container(
     new_cgroupns = "cgroup" in plan.create
     new_netns = "network" in plan.create
     userns = plan.uses_userns
-    namespaces.enter_remaining(plan)
+    namespaces.enter_remaining(plan, cfg.entered)
     if spec.get("hostname") is not None or spec.get("domainname") is not None:
         if "uts" not in plan.create and "uts" not in plan.join:
             raise ContainerError(
@@ -203,8 +230,8 @@ def _set_up_container(
         except OSError:
             pass  # keyrings disabled or quota reached: runc carries on too
     linux = spec.get("linux") or {}
-    if new_netns and (spec.get("annotations") or {}).get(LOOPBACK_ANNOTATION) == "up":
-        _loopback_up()
+    if new_netns and "network" not in cfg.entered and loopback_wanted(spec):
+        set_loopback(True)  # (a network namespace made ahead has lo as wanted already)
     in_new_mountns = "mount" in plan.create or "mount" in plan.join
     if in_new_mountns:
         ctx = mounts.MountContext(
@@ -249,9 +276,16 @@ _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
 
 
-def _loopback_up() -> None:
-    """Bring ``lo`` up in a new network namespace (what Docker's ``--network none`` gives;
-    runc leaves it down). Asked for by the engine with an annotation."""
+def loopback_wanted(spec: dict[str, Any]) -> bool:
+    """Whether ``lo`` is to be up in the container's new network namespace (what Docker's
+    ``--network none`` gives; runc leaves it down). Asked for by the engine with an
+    annotation."""
+    return (spec.get("annotations") or {}).get(LOOPBACK_ANNOTATION) == "up"
+
+
+def set_loopback(up: bool) -> None:
+    """Bring ``lo`` of this process's network namespace up or down (the kernel takes a
+    millisecond or two to bring it up)."""
     import fcntl
     import struct
 
@@ -259,7 +293,8 @@ def _loopback_up() -> None:
     try:
         request = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
-        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+        flags = flags | _IFF_UP if up else flags & ~_IFF_UP
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags))
     finally:
         os.close(sock)
 
@@ -347,4 +382,4 @@ def exec_main(cfg: ChildConfig, channel: Channel) -> NoReturn:
         channel.send(MSG_READY)
         _exec(cfg, path, argv, env)
     except BaseException as exc:
-        _fail(channel, exc)
+        report_failure(channel, exc)

@@ -295,9 +295,10 @@ def _intermediate(plan: NamespacePlan, channel: Channel) -> int:
     return child
 
 
-def enter_remaining(plan: NamespacePlan) -> None:
+def enter_remaining(plan: NamespacePlan, entered: frozenset[str] = frozenset()) -> None:
     """In the new process: join the path namespaces, then create the new ones (neither user
-    nor pid, which :func:`fork_into` handled)."""
+    nor pid, which :func:`fork_into` handled, nor those in ``entered``, which the process
+    made before it had a container: see :mod:`berth.runtime.preforked`)."""
     for kind in _JOIN_ORDER:
         fd = plan.join.get(kind)
         if fd is not None:
@@ -307,12 +308,13 @@ def enter_remaining(plan: NamespacePlan) -> None:
                 raise ContainerError(f"cannot join the {kind} namespace: {exc.strerror}") from None
     flags = 0
     for kind in plan.create:
-        if kind not in ("user", "pid"):
+        if kind not in ("user", "pid") and kind not in entered:
             flags |= NS_FLAGS[kind]
     if flags:
         try:
             syscalls.unshare(flags)
         except OSError as exc:
-            kinds = ", ".join(sorted(k for k in plan.create if k not in ("user", "pid")))
+            kinds = ", ".join(sorted(
+                k for k in plan.create if k not in ("user", "pid") and k not in entered))
             raise HostError(f"cannot create the {kinds} namespaces: {exc.strerror}") from None
     plan.close()

@@ -14,6 +14,7 @@ Each test has a server of its own (``BERTH_FORKSERVER_DIR``), ended by its PID a
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from tests.support.berthcli import BERTH, BERTH_PYTHON_LAUNCHER, BerthCLI
 pytestmark = pytest.mark.root
 
 SERVED = "forked by the fork server"
+AHEAD = "runtime: init forked ahead taken"  # berth.runtime.preforked
 
 
 CLIENTS = {"compiled": BERTH, "python": BERTH_PYTHON_LAUNCHER}
@@ -175,9 +177,37 @@ def test_a_served_container_runs_with_normal_scheduling(forkserver: ForkServer,
                                 env={"BERTH_TRACE": "1"})
         assert result.returncode == 0, result.stderr
         assert SERVED in result.stderr.decode()
+        assert AHEAD in result.stderr.decode()  # the init was forked at the spare's priority
         fields = {line.split(":")[0].strip(): line.split(":")[-1].strip()
                   for line in result.stdout.decode().splitlines() if ":" in line}
         assert (fields["policy"], fields["prio"]) == ("0", "120")
+
+
+def test_a_served_run_gets_what_the_client_would_give_its_init(forkserver: ForkServer,
+                                                              busybox: str) -> None:
+    """The container's init was forked ahead by the spare (berth.runtime.preforked), before
+    the client came: it still gets the client's rlimits and niceness, and --network none's
+    loopback up, as an init forked by the client's own process would."""
+    forkserver.start()
+    time.sleep(0.5)
+    _, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    wanted = 4096 * 1024 if hard == resource.RLIM_INFINITY else min(hard, 4096 * 1024)
+
+    def as_client() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (wanted, hard))
+        os.nice(5)
+
+    script = "cat /sys/class/net/lo/flags; grep 'core file' /proc/self/limits; " \
+        "cut -d' ' -f19 /proc/self/stat"
+    for network in ("none", "bridge"):
+        result = forkserver.run("run", "--rm", "--network", network, "busybox", "sh", "-c",
+                                script, env={"BERTH_TRACE": "1"}, preexec_fn=as_client)
+        assert result.returncode == 0, result.stderr
+        assert AHEAD in result.stderr.decode()
+        flags, core, nice = result.stdout.decode().splitlines()
+        assert flags == "0x9"
+        assert core.split()[4] == str(wanted)
+        assert nice == "5"
 
 
 def test_signals_reach_the_command_and_a_killed_client_takes_its_worker(

@@ -17,6 +17,7 @@ or absent (``/<parent>/<id>``). The systemd driver's ``slice:prefix:name`` form 
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Mapping
 
@@ -54,6 +55,7 @@ __all__ = [
     "open_manager",
     "parse_mountinfo",
     "prune_parent",
+    "read_layout_ahead",
     "resolve_cgroups_path",
     "shares_to_weight",
 ]
@@ -67,6 +69,25 @@ def _placed(path: str, own: Mapping[str, str], key: str, *, parent_of_own: bool)
     if parent_of_own:
         base = posixpath.dirname(base.rstrip("/")) or "/"
     return posixpath.join(base, path)
+
+
+_layout_ahead: tuple[int, Layout] | None = None  # (the pid that read it, the layout)
+
+
+def read_layout_ahead() -> None:
+    """Read this host's layout now, for this process's next :func:`open_manager` (a fork
+    server's spare, while it waits for a command: parsing mountinfo is ~0.5 ms of
+    ``berth run``). Used once; later managers read it afresh."""
+    global _layout_ahead
+    _layout_ahead = (os.getpid(), detect_layout(MOUNTINFO))
+
+
+def _host_layout() -> Layout:
+    global _layout_ahead
+    ahead, _layout_ahead = _layout_ahead, None
+    if ahead is not None and ahead[0] == os.getpid():
+        return ahead[1]
+    return detect_layout(MOUNTINFO)
 
 
 def open_manager(
@@ -84,7 +105,7 @@ def open_manager(
     fake tree and a :class:`CgroupFS` that behaves like the kernel's.
     """
     path = resolve_cgroups_path(cgroups_path, container_id, parent)
-    layout = layout or detect_layout(MOUNTINFO)
+    layout = layout or _host_layout()
     own = own_cgroups(proc_cgroup) if not path.startswith("/") else {}
     if layout.mode == "v2":
         from berth.runtime.cgroups.v2 import V2Manager

@@ -1,0 +1,296 @@
+"""A container init forked ahead of time, for the next ``create`` of this process.
+
+Forking the init from a big Python process, and the init's first steps, cost milliseconds on
+``berth run``'s path: the fork itself (page tables), the new pid, ipc, uts and network
+namespaces, and a copy-on-write fault for each page the init then writes to. A fork server's
+spare (``berth.cli.forkserver``) waits for a command anyway, so it calls :func:`prepare`: that
+forks an init now (at the spare's idle priority), into a new pid namespace; the init makes its
+ipc, uts and network namespaces, brings the loopback device up, closes every fd it does not
+need, and waits for a container. If the command is a ``run``, :meth:`Runtime.create
+<berth.runtime.container.Runtime.create>` takes it (:func:`take`) instead of forking one, puts
+it in the container's cgroups and hands it the container over a socket (:meth:`hand_over`);
+from there it is an init like any other (:func:`berth.runtime.init.run_init`).
+
+It is taken only for what it was made for: no user namespace, a new pid namespace, and ipc,
+uts and network namespaces the spec creates or joins (a joined one is entered as usual; the
+one made ahead is dropped), no preserved fds. Anything else, or an init that has died, and
+``create`` forks one as before. Until taken it is nothing but a process: it dies with the
+process that prepared it (``PR_SET_PDEATHSIG``), and nothing of the host is in it but its
+stdio.
+
+What a forked init would have had from the runtime's process, the handover carries or sets:
+its stdio, working directory, umask, rlimits, priority, CPU affinity and scheduling policy.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import socket
+import struct
+
+from berth import jsonio
+from berth.runtime import init, namespaces, process, syscalls
+from berth.runtime.sync import ChannelPair
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from berth.runtime.sync import Channel
+
+# the namespaces made ahead (the pid namespace comes with the fork)
+AHEAD = frozenset({"ipc", "uts", "network"})
+_AHEAD_FLAGS = syscalls.CLONE_NEWIPC | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWNET
+_RLIMITS = tuple(getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_"))
+_MAX_FDS = 8  # cwd, fifo, stdio, a console socket and the joined ipc, uts, network namespaces
+_MAX_MESSAGE = 16 << 20
+
+_waiting: PreforkedInit | None = None
+
+
+class PreforkedInit:
+    """The runtime's side of an init forked ahead of time."""
+
+    __slots__ = ("channel", "hand", "owner", "pid")
+
+    def __init__(self, pid: int, channel: Channel, hand: socket.socket) -> None:
+        self.pid = pid
+        self.channel = channel
+        self.hand = hand
+        self.owner = os.getpid()  # a fork of this process must not take it: not its child
+
+    def fits(self, plan: namespaces.NamespacePlan, preserve_fds: int) -> bool:
+        """Whether this init can become the container that ``plan`` describes."""
+        if preserve_fds or plan.uses_userns or "pid" not in plan.create:
+            return False
+        return all(kind in plan.create or kind in plan.join for kind in AHEAD)
+
+    def alive(self) -> bool:
+        try:
+            done, _ = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        return done == 0
+
+    def hand_over(
+        self,
+        *,
+        container_id: str,
+        bundle: str,
+        rootfs: str,
+        spec: dict[str, Any],
+        plan: namespaces.NamespacePlan,
+        stdio: tuple[int, int, int] | None,
+        fifo_fd: int,
+        console_socket: socket.socket | None,
+        seccomp_cache: str,
+        no_pivot: bool,
+        no_new_keyring: bool,
+    ) -> Channel:
+        """Give the init its container (it must be in the container's cgroups already).
+        Returns the channel it reports on, as :func:`namespaces.fork_into` would."""
+        _match_scheduling(self.pid)
+        umask = os.umask(0)
+        os.umask(umask)
+        joined = sorted(kind for kind in plan.join if kind in AHEAD)
+        message = {
+            "pid": self.pid,
+            "id": container_id,
+            "bundle": bundle,
+            "rootfs": rootfs,
+            "spec": spec,
+            "joined": joined,
+            "console": console_socket is not None,
+            "seccomp_cache": seccomp_cache,
+            "no_pivot": no_pivot,
+            "no_new_keyring": no_new_keyring,
+            "umask": umask,
+            "rlimits": [[limit, *resource.getrlimit(limit)] for limit in _RLIMITS],
+        }
+        body = jsonio.dumps(message).encode()
+        cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fds = [cwd, fifo_fd, *(stdio if stdio is not None else (0, 1, 2))]
+            if console_socket is not None:
+                fds.append(console_socket.fileno())
+            fds.extend(plan.join[kind] for kind in joined)
+            data = len(body).to_bytes(4, "big") + body
+            sent = self.hand.sendmsg(
+                [data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))])
+            if sent < len(data):
+                self.hand.sendall(data[sent:])
+        finally:
+            os.close(cwd)
+        self.hand.close()
+        return self.channel
+
+    def discard(self) -> None:
+        """End the init (it was not taken, or the handover failed) and reap it."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+        self.hand.close()
+        self.channel.close()
+
+
+def prepare() -> None:
+    """Fork an init that waits for this process's next container (see the module doc)."""
+    global _waiting
+    if _waiting is not None or os.environ.get("BERTH_NO_PREFORK"):  # (bench/bench_run.py)
+        return
+    plan = namespaces.NamespacePlan()
+    plan.create.add("pid")
+    parent_hand, child_hand = socket.socketpair(
+        socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    pid, channel = namespaces.fork_into(plan, ChannelPair())
+    if pid == 0:
+        parent_hand.close()
+        _wait_for_container(channel, child_hand)
+    child_hand.close()
+    _waiting = PreforkedInit(pid, channel, parent_hand)
+
+
+def take(plan: namespaces.NamespacePlan, preserve_fds: int) -> PreforkedInit | None:
+    """The init forked ahead of time, if there is one (it is then no longer there for the
+    next ``create``) and it fits ``plan``; else None."""
+    global _waiting
+    waiting = _waiting
+    if waiting is None or waiting.owner != os.getpid():
+        return None
+    if not waiting.fits(plan, preserve_fds):
+        return None
+    _waiting = None
+    if not waiting.alive():
+        waiting.discard()
+        return None
+    return waiting
+
+
+def waiting() -> int:
+    """The pid of this process's init forked ahead of time, or 0."""
+    ahead = _waiting
+    return ahead.pid if ahead is not None and ahead.owner == os.getpid() else 0
+
+
+def discard() -> None:
+    """End the waiting init, if any (it would end with this process anyway)."""
+    global _waiting
+    waiting, _waiting = _waiting, None
+    if waiting is not None and waiting.owner == os.getpid():
+        waiting.discard()
+
+
+def _match_scheduling(pid: int) -> None:
+    """The init gets the caller's scheduling: it was forked at a spare's idle priority."""
+    try:
+        os.sched_setscheduler(pid, os.sched_getscheduler(0), os.sched_getparam(0))
+        os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, 0))
+        os.sched_setaffinity(pid, os.sched_getaffinity(0))
+    except OSError:
+        pass  # it has died: the channel says so
+
+
+# ---------------------------------------------------------------------------------------------
+# in the init
+
+
+def _wait_for_container(channel: Channel, hand: socket.socket) -> None:
+    """Get ready, wait for the container, become its init. Never returns."""
+    try:
+        # dies with the process that prepared it; should that have died before this line,
+        # its end of the socket is closed, and the wait below ends at once
+        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+        init.quiet_signals()
+        init.close_fds_but({channel.rfd, channel.wfd, hand.fileno()}, 3)
+        syscalls.unshare(_AHEAD_FLAGS)
+        init.set_loopback(True)  # what the engine asks for; down again if not (see below)
+        process.load_shim()
+        # (not copying its memory ahead, as the spare does: the setup writes to few pages,
+        # and a second copy of the spare's ~15 MB, made while a command runs, slowed that
+        # command more than it sped up the setup: measured A/B)
+        message, fds = _receive(hand)
+    except BaseException:
+        os._exit(1)  # not handed over: the runtime forks an init of its own
+    try:
+        cfg = _take_container(message, fds)
+        init.run_init(cfg, channel, int(message["pid"]))
+    except BaseException as exc:
+        init.report_failure(channel, exc)
+
+
+def _receive(hand: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    data, ancillary, _, _ = hand.recvmsg(65536, socket.CMSG_SPACE(_MAX_FDS * 4))
+    fds: list[int] = []
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(payload) - len(payload) % 4
+            fds.extend(struct.unpack(f"{usable // 4}i", payload[:usable]))
+    if len(data) < 4:
+        raise EOFError("no container")
+    size = int.from_bytes(data[:4], "big")
+    if size > _MAX_MESSAGE:
+        raise ValueError("message too large")
+    body = bytearray(data[4:])
+    while len(body) < size:
+        more = hand.recv(size - len(body))
+        if not more:
+            raise EOFError("short message")
+        body += more
+    hand.close()
+    message: dict[str, Any] = jsonio.loads(bytes(body))
+    return message, fds
+
+
+def _take_container(message: dict[str, Any], fds: list[int]) -> init.ChildConfig:
+    """What the runtime's process would have given a forked init (see the module doc)."""
+    syscalls.prctl(syscalls.PR_SET_PDEATHSIG, 0)  # a container outlives whoever started it
+    cwd, fifo_fd, *rest = fds
+    os.fchdir(cwd)
+    os.close(cwd)
+    stdio = (rest[0], rest[1], rest[2])
+    rest = rest[3:]
+    console_socket = None
+    if message["console"]:
+        console_socket = socket.socket(fileno=rest.pop(0))
+    os.umask(int(message["umask"]))
+    for limit, soft, hard in message["rlimits"]:
+        if resource.getrlimit(limit) != (soft, hard):
+            resource.setrlimit(limit, (soft, hard))
+    init.place_stdio(stdio)
+    for fd in stdio:
+        if fd > 2:
+            os.close(fd)
+    spec = message["spec"]
+    if "network" not in message["joined"] and not init.loopback_wanted(spec):
+        init.set_loopback(False)
+    plan = namespaces.NamespacePlan()  # the spec's, with the joined namespaces received
+    for ns in (spec.get("linux") or {}).get("namespaces") or []:
+        if not ns.get("path"):
+            plan.create.add(ns["type"])
+    plan.join = dict(zip(message["joined"], rest, strict=True))
+    plan.uid_mappings = plan.gid_mappings = []
+    identity, seccomp, _ = process.security_functions(
+        (spec.get("linux") or {}).get("seccomp"), message["seccomp_cache"])
+    return init.ChildConfig(
+        container_id=message["id"],
+        spec=spec,
+        process_spec=spec["process"],
+        plan=plan,
+        shim=process.load_shim(),
+        identity=identity,
+        seccomp=seccomp,
+        bundle=message["bundle"],
+        rootfs=message["rootfs"],
+        console_socket=console_socket,
+        fifo_fd=fifo_fd,
+        no_pivot=bool(message["no_pivot"]),
+        no_new_keyring=bool(message["no_new_keyring"]),
+        entered=AHEAD,
+    )

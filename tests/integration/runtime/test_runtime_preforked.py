@@ -1,0 +1,142 @@
+"""An init forked ahead of time (berth.runtime.preforked) becomes the container as an init
+forked by ``create`` would: the same isolation, fds, loopback, and what it takes from the
+runtime's process (rlimits, umask, working directory). Anything it was not made for, or an
+init that died, and ``create`` forks its own."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from berth.runtime import preforked
+from berth.runtime.container import Runtime
+from berth.runtime.init import LOOPBACK_ANNOTATION
+from tests.integration.runtime.helpers import BundleFactory, new_id
+
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("host_sanity")]
+
+
+@pytest.fixture
+def prepared() -> Iterator[int]:
+    preforked.prepare()
+    pid = preforked.waiting()
+    assert pid > 0
+    try:
+        yield pid
+    finally:
+        preforked.discard()
+
+
+def _run(runtime: Runtime, path: str) -> tuple[int, int, str]:
+    """Create, start and wait for the container; (init pid, exit code, output)."""
+    cid = new_id()
+    with tempfile.TemporaryFile() as out:
+        null = os.open(os.devnull, os.O_RDONLY)
+        try:
+            record = runtime.create(cid, path, stdio=(null, out.fileno(), out.fileno()))
+        finally:
+            os.close(null)
+        runtime.start(cid)
+        code = runtime.wait(cid)
+        runtime.delete(cid)
+        out.seek(0)
+        return record.pid, code, out.read().decode()
+
+
+def _limit(limits: str, name: str) -> list[str]:
+    line = next(line for line in limits.splitlines() if line.startswith(name))
+    return line[len(name):].split()[:2]
+
+
+def test_the_init_forked_ahead_becomes_the_container(
+        runtime: Runtime, bundle: BundleFactory, prepared: int) -> None:
+    script = ("echo pid=$$; cat /sys/class/net/lo/flags; hostname; ls /sys/class/net; "
+              "cat /proc/self/limits")
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    wanted = 4096 * 1024 if hard == resource.RLIM_INFINITY else min(hard, 4096 * 1024)
+    resource.setrlimit(resource.RLIMIT_CORE, (wanted, hard))  # after it was forked
+    try:
+        pid, code, out = _run(runtime, bundle(["sh", "-c", script]))
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
+    assert pid == prepared
+    assert preforked.waiting() == 0  # taken: the next create forks its own
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[:4] == ["pid=1", "0x8", "runc", "lo"]  # lo down, as runc leaves it
+    assert _limit(out, "Max core file size")[0] == str(wanted)
+    assert _limit(out, "Max open files") == ["1024", "1024"]  # the spec's
+
+
+def test_loopback_up_when_the_engine_asks(runtime: Runtime, bundle: BundleFactory,
+                                          prepared: int) -> None:
+    spec = bundle.spec(["cat", "/sys/class/net/lo/flags"])
+    spec["annotations"] = {LOOPBACK_ANNOTATION: "up"}
+    pid, code, out = _run(runtime, bundle.write(spec))
+    assert (pid, code, out) == (prepared, 0, "0x9\n")
+
+
+def test_no_host_fd_and_the_runtime_umask_and_cwd(runtime: Runtime, bundle: BundleFactory,
+                                                  workdir: str) -> None:
+    leaked = os.open(os.path.join(workdir, "berth-leak-me"), os.O_WRONLY | os.O_CREAT, 0o600)
+    os.set_inheritable(leaked, True)  # open when the init is forked ahead
+    preforked.prepare()
+    prepared = preforked.waiting()
+    rootfs = bundle.private_rootfs()
+    spec = bundle.spec(["sleep", "1000"])
+    spec["root"] = {"path": rootfs, "readonly": False}
+    spec["mounts"].append({"destination": "/made-by-init", "type": "tmpfs", "source": "tmpfs"})
+    where = os.path.join(workdir, "hook-cwd")
+    spec["hooks"] = {"createContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"pwd > {where}"]}]}
+    cid = new_id()
+    here = os.getcwd()
+    old_umask = os.umask(0o027)
+    os.chdir(workdir)
+    try:
+        record = runtime.create(cid, bundle.write(spec))
+    finally:
+        os.chdir(here)
+        os.umask(old_umask)
+        os.close(leaked)
+        preforked.discard()
+    try:
+        assert record.pid == prepared
+        fds = {}
+        for fd in os.listdir(f"/proc/{record.pid}/fd"):
+            fds[int(fd)] = os.readlink(f"/proc/{record.pid}/fd/{fd}")
+        others = {fd: target for fd, target in fds.items() if fd > 2}
+        assert len(others) == 2, fds
+        assert all(t.endswith("/exec.fifo") or t.startswith("pipe:") for t in others.values())
+        assert os.stat(os.path.join(rootfs, "made-by-init")).st_mode & 0o777 == 0o750
+        with open(where) as f:
+            assert f.read().strip() == workdir
+    finally:
+        runtime.delete(cid, force=True)
+
+
+def test_what_it_was_not_made_for_forks_its_own(runtime: Runtime, bundle: BundleFactory,
+                                                prepared: int) -> None:
+    spec = bundle.spec(["true"])
+    spec["linux"]["namespaces"] = [
+        ns for ns in spec["linux"]["namespaces"] if ns["type"] != "network"]  # host network
+    pid, code, _ = _run(runtime, bundle.write(spec))
+    assert code == 0
+    assert pid != prepared
+    assert preforked.waiting() == prepared  # still there for the next container
+    pid, code, _ = _run(runtime, bundle(["true"]))
+    assert (pid, code) == (prepared, 0)
+
+
+def test_an_init_that_died_is_replaced(runtime: Runtime, bundle: BundleFactory,
+                                       prepared: int) -> None:
+    os.kill(prepared, signal.SIGKILL)
+    pid, code, out = _run(runtime, bundle(["echo", "still runs"]))
+    assert (code, out) == (0, "still runs\n")
+    assert pid != prepared
+    assert not os.path.exists(f"/proc/{prepared}")  # reaped
