@@ -79,6 +79,8 @@ PRELOAD = (
 
 def main() -> int:
     os.closerange(3, 1 << 16)  # nothing of the client that started it
+    os.chdir("/")  # nor its working directory (an unmount would find it busy); workers and
+    # the inits forked ahead take each client's own
     path = forkclient.socket_path()
     lock = _take_lock(path + ".lock")
     if lock is None:

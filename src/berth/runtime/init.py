@@ -47,6 +47,7 @@ class ChildConfig:
         "entered",
         "fifo_fd",
         "identity",
+        "mountinfo",
         "no_new_keyring",
         "no_pivot",
         "plan",
@@ -78,6 +79,7 @@ class ChildConfig:
         no_pivot: bool = False,
         no_new_keyring: bool = False,
         entered: frozenset[str] = frozenset(),
+        mountinfo: list[list[str]] | None = None,
     ) -> None:
         self.container_id = container_id
         self.spec = spec
@@ -95,6 +97,9 @@ class ChildConfig:
         self.no_pivot = no_pivot
         self.no_new_keyring = no_new_keyring
         self.entered = entered  # namespaces the plan creates that the child already made
+        # the host's mount table, if read before the fork (what is mounted under the rootfs
+        # later is not looked up in it: cgroup hierarchies and the root's type are)
+        self.mountinfo = mountinfo
 
 
 def report_failure(channel: Channel, exc: BaseException) -> NoReturn:
@@ -233,14 +238,19 @@ def _set_up_container(
     if new_netns and "network" not in cfg.entered and loopback_wanted(spec):
         set_loopback(True)  # (a network namespace made ahead has lo as wanted already)
     in_new_mountns = "mount" in plan.create or "mount" in plan.join
+    mountinfo: list[list[str]] | None = None
     if in_new_mountns:
+        if cfg.mountinfo is not None and "mount" not in plan.join:
+            mountinfo = cfg.mountinfo
+        else:
+            mountinfo = mounts.read_mountinfo()
         ctx = mounts.MountContext(
             cfg.bundle,
             userns=userns,
             new_netns=new_netns,
             new_cgroupns=new_cgroupns,
             cgroups=cgroups,
-            mountinfo=mounts.read_mountinfo(),
+            mountinfo=mountinfo,
         )
         mounts.prepare_root(cfg.rootfs, linux.get("rootfsPropagation"))
         mounts.mount_all(spec, cfg.rootfs, ctx)
@@ -253,7 +263,7 @@ def _set_up_container(
                                  spec.get("annotations") or {}, spec["ociVersion"])
         hooks.run_hooks("createContainer", spec_hooks["createContainer"], state)
     if in_new_mountns:
-        mounts.pivot(cfg.rootfs, cfg.no_pivot)
+        mounts.pivot(cfg.rootfs, cfg.no_pivot, mountinfo)
     else:
         raise ContainerError(
             "the container has no mount namespace",

@@ -651,10 +651,12 @@ def root_is_ramfs(mountinfo: list[list[str]] | None = None) -> bool:
     return fstype in ("rootfs", "ramfs")
 
 
-def pivot(rootfs: str, no_pivot: bool) -> None:
-    """Make ``rootfs`` the root; the old root is detached from the container's mount table."""
+def pivot(rootfs: str, no_pivot: bool, mountinfo: list[list[str]] | None = None) -> None:
+    """Make ``rootfs`` the root; the old root is detached from the container's mount table.
+    ``mountinfo``: the mount table as read before the container's mounts (the root's type
+    is looked up in it), if the caller has it."""
     try:
-        if no_pivot or root_is_ramfs():
+        if no_pivot or root_is_ramfs(mountinfo):
             _move_root(rootfs)
         else:
             _pivot_root(rootfs)

@@ -31,7 +31,7 @@ import socket
 import struct
 
 from berth import jsonio
-from berth.runtime import init, namespaces, process, syscalls
+from berth.runtime import init, mounts, namespaces, process, syscalls
 from berth.runtime.sync import ChannelPair
 
 TYPE_CHECKING = False
@@ -212,6 +212,7 @@ def _wait_for_container(channel: Channel, hand: socket.socket) -> None:
         syscalls.unshare(_AHEAD_FLAGS)
         init.set_loopback(True)  # what the engine asks for; down again if not (see below)
         process.load_shim()
+        mountinfo = mounts.read_mountinfo()  # the host's, as the mount namespace will copy
         # (not copying its memory ahead, as the spare does: the setup writes to few pages,
         # and a second copy of the spare's ~15 MB, made while a command runs, slowed that
         # command more than it sped up the setup: measured A/B)
@@ -220,6 +221,7 @@ def _wait_for_container(channel: Channel, hand: socket.socket) -> None:
         os._exit(1)  # not handed over: the runtime forks an init of its own
     try:
         cfg = _take_container(message, fds)
+        cfg.mountinfo = mountinfo
         init.run_init(cfg, channel, int(message["pid"]))
     except BaseException as exc:
         init.report_failure(channel, exc)

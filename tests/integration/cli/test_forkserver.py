@@ -13,6 +13,7 @@ Each test has a server of its own (``BERTH_FORKSERVER_DIR``), ended by its PID a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -181,6 +182,19 @@ def test_a_served_container_runs_with_normal_scheduling(forkserver: ForkServer,
         fields = {line.split(":")[0].strip(): line.split(":")[-1].strip()
                   for line in result.stdout.decode().splitlines() if ":" in line}
         assert (fields["policy"], fields["prio"]) == ("0", "120")
+
+
+def test_the_server_keeps_no_directory_of_the_client_that_started_it(
+        forkserver: ForkServer, tmp_path: str) -> None:
+    """Its working directory is /, not the first client's: else unmounting that directory's
+    filesystem would find it busy for as long as the server lives."""
+    result = forkserver.run("version", command=BERTH_PYTHON_LAUNCHER, cwd=tmp_path)
+    assert result.returncode == 0
+    server = forkserver.start()
+    assert os.readlink(f"/proc/{server}/cwd") == "/"
+    for child in forkserver.workers(server):  # its spare
+        with contextlib.suppress(FileNotFoundError):
+            assert os.readlink(f"/proc/{child}/cwd") == "/"
 
 
 def test_a_served_run_gets_what_the_client_would_give_its_init(forkserver: ForkServer,
