@@ -175,6 +175,21 @@ class Runtime:
         ours: socket_module.socket | None = None
         channel: Channel | None = None
         try:
+            plan = namespaces.NamespacePlan.from_spec(spec)
+            sock, ours = _console_for(terminal, console_socket, own_console)
+            if sock is not None:
+                sockets.append(sock)
+            fifo_fd = os.open(state_dir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            to_close.append(fifo_fd)
+            child = dict(
+                container_id=container_id, bundle=bundle, rootfs=rootfs, stdio=stdio,
+                console_socket=sock, fifo_fd=fifo_fd, preserve_fds=preserve_fds,
+                no_pivot=no_pivot, no_new_keyring=no_new_keyring)
+            # An init forked ahead of time starts setting the container up now, while the
+            # cgroups are made (it waits for [go] before anything that needs them).
+            taken = self._hand_to_init_forked_ahead(spec, plan, **child)
+            if taken is not None:
+                pid, channel = taken
             warm.start()  # the init's move into its cgroups then skips a grace period
             resources = linux.get("resources")
             manager, notes = cgroup_adapter.open_manager(
@@ -182,55 +197,27 @@ class Runtime:
             )
             manager.create(resources)
             trace.mark("runtime: cgroup created")
-            plan = namespaces.NamespacePlan.from_spec(spec)
             for note in (*notes, *_ignored_fields(spec)):
                 self.log.debug(note)
-            sock, ours = _console_for(terminal, console_socket, own_console)
-            if sock is not None:
-                sockets.append(sock)
-            fifo_fd = os.open(state_dir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            to_close.append(fifo_fd)
-            taken = self._take_init_forked_ahead(
-                manager, plan, preserve_fds, container_id=container_id, bundle=bundle,
-                rootfs=rootfs, spec=spec, stdio=stdio, fifo_fd=fifo_fd, console_socket=sock,
-                no_pivot=no_pivot, no_new_keyring=no_new_keyring)
             if taken is not None:
-                pid, init_channel = taken
-            else:
-                identity, seccomp, more = security_functions_for(spec, self.seccomp_cache)
-                for note in more:
-                    self.log.debug(note)
-                cfg = ChildConfig(
-                    container_id=container_id,
-                    spec=spec,
-                    process_spec=proc,
-                    plan=plan,
-                    shim=process.load_shim(),
-                    identity=identity,
-                    seccomp=seccomp,
-                    bundle=bundle,
-                    rootfs=rootfs,
-                    stdio=stdio,
-                    console_socket=sock,
-                    fifo_fd=fifo_fd,
-                    preserve_fds=preserve_fds,
-                    no_pivot=no_pivot,
-                    no_new_keyring=no_new_keyring,
-                )
-                pair = ChannelPair()
-                trace.mark("runtime: init configured")
-                pid, init_channel = namespaces.fork_into(plan, pair)
-                if pid == 0:
-                    init_main(cfg, init_channel)
-                trace.mark("runtime: init forked")
-            channel = init_channel
+                init_channel = taken[1]
+                try:
+                    manager.add_process(pid)
+                    init_channel.send(MSG_GO, pid=pid)
+                except (ContainerError, OSError):  # it died after all: fork one
+                    init_channel.close()
+                    channel = None
+                    _kill_and_reap(pid)
+                    taken = None
+            if taken is None:
+                pid, init_channel = self._fork_init(spec, plan, **child)
+                channel = init_channel
             _close_all(to_close, sockets)
             plan.close()
             if taken is None:
                 manager.add_process(pid)
-            warm.stop()
-            if taken is None:
                 init_channel.send(MSG_GO, pid=pid)
+            warm.stop()
             # While the init sets the container up (on another CPU if there is one): what
             # does not need it ready. From here a `state` query finds the container (as
             # created); if the init then fails, the state goes with the rest (_abandon).
@@ -266,22 +253,38 @@ class Runtime:
                 plan.close()
             self._abandon(pid, manager, state_dir)
             raise
-        return record, channel, ours
+        return record, init_channel, ours
 
-    def _take_init_forked_ahead(
-        self, manager: CgroupManager, plan: namespaces.NamespacePlan, preserve_fds: int,
-        **handover: Any,
+    def _fork_init(
+        self, spec: dict[str, Any], plan: namespaces.NamespacePlan, **child: Any
+    ) -> tuple[int, Channel]:
+        """Fork the container's init (it waits for [go]); ``(pid, channel)``."""
+        identity, seccomp, notes = security_functions_for(spec, self.seccomp_cache)
+        for note in notes:
+            self.log.debug(note)
+        cfg = ChildConfig(spec=spec, process_spec=spec["process"], plan=plan,
+                          shim=process.load_shim(), identity=identity, seccomp=seccomp, **child)
+        trace.mark("runtime: init configured")
+        pid, channel = namespaces.fork_into(plan, ChannelPair())
+        if pid == 0:
+            init_main(cfg, channel)
+        trace.mark("runtime: init forked")
+        return pid, channel
+
+    def _hand_to_init_forked_ahead(
+        self, spec: dict[str, Any], plan: namespaces.NamespacePlan, **child: Any,
     ) -> tuple[int, Channel] | None:
-        """This process's init forked ahead of time (:mod:`berth.runtime.preforked`), put in
-        the container's cgroups and handed the container, if there is one that fits;
-        ``(pid, channel)`` as :func:`namespaces.fork_into` gives them."""
-        ahead = preforked.take(plan, preserve_fds)
+        """Hand the container to this process's init forked ahead of time
+        (:mod:`berth.runtime.preforked`), if there is one that fits; ``(pid, channel)`` as
+        :func:`namespaces.fork_into` gives them. It waits for [go] (once in its cgroups)
+        before its first step that needs them, as a forked init does before its first."""
+        ahead = preforked.take(plan, child.pop("preserve_fds"))
         if ahead is None:
             return None
         try:
-            manager.add_process(ahead.pid)
-            channel = ahead.hand_over(plan=plan, seccomp_cache=self.seccomp_cache, **handover)
-        except (OSError, BerthError):  # it died before its container came: fork one
+            channel = ahead.hand_over(spec=spec, plan=plan, seccomp_cache=self.seccomp_cache,
+                                      **child)
+        except OSError:  # it died before its container came: fork one
             ahead.discard()
             return None
         trace.mark("runtime: init forked ahead taken")
@@ -843,6 +846,14 @@ def _wait_gone(pid: int, timeout: float) -> None:
             )
     finally:
         os.close(pidfd)
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, signals.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _reap(pid)
 
 
 def _reap(pid: int) -> None:

@@ -25,7 +25,7 @@ import gc
 import os
 import select
 
-from berth.errors import ContainerError
+from berth.errors import ContainerError, HostError
 from berth.runtime import console, hooks, mounts, namespaces, process, signals, syscalls
 from berth.runtime.sync import MSG_ERROR, MSG_GO, MSG_HOOKS, MSG_READY, Channel, error_message
 
@@ -42,6 +42,7 @@ class ChildConfig:
 
     __slots__ = (
         "bundle",
+        "cgroups_pending",
         "console_socket",
         "container_id",
         "entered",
@@ -80,6 +81,7 @@ class ChildConfig:
         no_new_keyring: bool = False,
         entered: frozenset[str] = frozenset(),
         mountinfo: list[list[str]] | None = None,
+        cgroups_pending: bool = False,
     ) -> None:
         self.container_id = container_id
         self.spec = spec
@@ -100,6 +102,8 @@ class ChildConfig:
         # the host's mount table, if read before the fork (what is mounted under the rootfs
         # later is not looked up in it: cgroup hierarchies and the root's type are)
         self.mountinfo = mountinfo
+        # whether [go] (the init is in its cgroups) is still to come (see _OwnCgroups)
+        self.cgroups_pending = cgroups_pending
 
 
 def report_failure(channel: Channel, exc: BaseException) -> NoReturn:
@@ -213,11 +217,16 @@ def _set_up_container(
 ) -> tuple[str, list[str], list[str]]:
     spec = cfg.spec
     plan = cfg.plan
-    cgroups = mounts.read_own_cgroups()
     new_cgroupns = "cgroup" in plan.create
     new_netns = "network" in plan.create
     userns = plan.uses_userns
-    namespaces.enter_remaining(plan, cfg.entered)
+    cgroups = _OwnCgroups(channel, cfg.cgroups_pending and new_cgroupns)
+    entered = cfg.entered
+    if cfg.cgroups_pending:
+        entered = entered | {"cgroup"}  # made once in the cgroups, by cgroups()
+    else:
+        cgroups(wait=False)  # read before the cgroup namespace is made
+    namespaces.enter_remaining(plan, entered)
     if spec.get("hostname") is not None or spec.get("domainname") is not None:
         if "uts" not in plan.create and "uts" not in plan.join:
             raise ContainerError(
@@ -254,6 +263,7 @@ def _set_up_container(
         )
         mounts.prepare_root(cfg.rootfs, linux.get("rootfsPropagation"))
         mounts.mount_all(spec, cfg.rootfs, ctx)
+    cgroups()  # nothing of the container's runs before it is in its cgroups: no hook either
     spec_hooks = spec.get("hooks") or {}
     if spec_hooks.get("prestart") or spec_hooks.get("createRuntime"):
         channel.send(MSG_HOOKS)
@@ -278,6 +288,34 @@ def _set_up_container(
     _write_sysctls(linux.get("sysctl") or {})
     mounts.finish(spec)
     return _prepare_process(cfg, proc, is_init=True)
+
+
+class _OwnCgroups:
+    """The init's cgroups, read once it is in them. An init forked by ``create`` is in them
+    from its [go]; one forked ahead of time (:mod:`berth.runtime.preforked`) starts its setup
+    while the runtime makes them, and waits for [go] at the first step that needs them (the
+    cgroup mount, or the end of the mounts), then makes its cgroup namespace, if it is to
+    have one (its root is the cgroup the process is in when it is made)."""
+
+    __slots__ = ("channel", "new_cgroupns", "own")
+
+    def __init__(self, channel: Channel, new_cgroupns: bool) -> None:
+        self.channel = channel
+        self.new_cgroupns = new_cgroupns
+        self.own: list[tuple[str, str]] | None = None
+
+    def __call__(self, wait: bool = True) -> list[tuple[str, str]]:
+        if self.own is None:
+            if wait:
+                self.channel.expect(MSG_GO, "joining the container's cgroups")
+            self.own = mounts.read_own_cgroups()
+            if self.new_cgroupns:
+                try:
+                    syscalls.unshare(syscalls.CLONE_NEWCGROUP)
+                except OSError as exc:
+                    raise HostError(
+                        f"cannot create the cgroup namespace: {exc.strerror}") from None
+        return self.own
 
 
 LOOPBACK_ANNOTATION = "org.berth.network.loopback"

@@ -38,6 +38,7 @@ from berth.runtime.syscalls import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 # option -> (sets the flag?, flag)
@@ -318,7 +319,8 @@ def read_own_cgroups() -> list[tuple[str, str]]:
 
 
 class MountContext:
-    """What :func:`mount_all` needs to know besides the spec."""
+    """What :func:`mount_all` needs to know besides the spec. ``cgroups()``: the process's
+    own cgroups (it may have to wait until it is in them: only the cgroup mount asks)."""
 
     __slots__ = ("bundle", "cgroups", "mountinfo", "new_cgroupns", "new_netns", "userns")
 
@@ -329,7 +331,7 @@ class MountContext:
         userns: bool,
         new_netns: bool,
         new_cgroupns: bool,
-        cgroups: list[tuple[str, str]],
+        cgroups: Callable[[], list[tuple[str, str]]],
         mountinfo: list[list[str]],
     ) -> None:
         self.bundle = bundle
@@ -504,7 +506,8 @@ def _mount_cgroup(root_fd: int, dest: str, options: MountOptions, ctx: MountCont
     """/sys/fs/cgroup as runc 1.1 makes it: cgroup2 where the host is pure v2, else a tmpfs
     with a read-only bind of the container's cgroup in each v1 hierarchy."""
     flags = options.flags
-    own_v1 = [(c, p) for c, p in ctx.cgroups if c]
+    cgroups = ctx.cgroups()
+    own_v1 = [(c, p) for c, p in cgroups if c]
     if not own_v1:
         unified = cgroup2_mount(ctx.mountinfo)
         fd = make_in_root(root_fd, dest, True)
@@ -513,7 +516,7 @@ def _mount_cgroup(root_fd: int, dest: str, options: MountOptions, ctx: MountCont
             if ctx.new_cgroupns or unified is None:
                 syscalls.mount("cgroup2", target, "cgroup2", flags, None)
                 return
-            path = next((p for c, p in ctx.cgroups if not c), "/")
+            path = next((p for c, p in cgroups if not c), "/")
             syscalls.mount(unified[0] + _relative_to(path, unified[1]), target, None,
                            MS_BIND | MS_REC, None)
         finally:

@@ -65,6 +65,8 @@ class PreforkedInit:
         """Whether this init can become the container that ``plan`` describes."""
         if preserve_fds or plan.uses_userns or "pid" not in plan.create:
             return False
+        if "cgroup" in plan.join:  # its own cgroups are read before joining that one
+            return False
         return all(kind in plan.create or kind in plan.join for kind in AHEAD)
 
     def alive(self) -> bool:
@@ -295,4 +297,5 @@ def _take_container(message: dict[str, Any], fds: list[int]) -> init.ChildConfig
         no_pivot=bool(message["no_pivot"]),
         no_new_keyring=bool(message["no_new_keyring"]),
         entered=AHEAD,
+        cgroups_pending=True,  # the runtime makes them now, and says [go] once it is in
     )

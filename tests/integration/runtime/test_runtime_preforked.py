@@ -9,6 +9,7 @@ import os
 import resource
 import signal
 import tempfile
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -133,10 +134,56 @@ def test_what_it_was_not_made_for_forks_its_own(runtime: Runtime, bundle: Bundle
     assert (pid, code) == (prepared, 0)
 
 
+def _wait_dead(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not die")
+
+
 def test_an_init_that_died_is_replaced(runtime: Runtime, bundle: BundleFactory,
                                        prepared: int) -> None:
     os.kill(prepared, signal.SIGKILL)
+    _wait_dead(prepared)
     pid, code, out = _run(runtime, bundle(["echo", "still runs"]))
     assert (code, out) == (0, "still runs\n")
     assert pid != prepared
     assert not os.path.exists(f"/proc/{prepared}")  # reaped
+
+
+def test_an_init_that_dies_once_handed_the_container_is_replaced(
+        runtime: Runtime, bundle: BundleFactory, prepared: int,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Taken and handed the container, it dies before the runtime puts it in its cgroups
+    (killed by someone, the OOM killer): ``create`` forks an init of its own."""
+    hand_over = preforked.PreforkedInit.hand_over
+
+    def then_killed(self: preforked.PreforkedInit, **kwargs: object) -> object:
+        channel = hand_over(self, **kwargs)  # type: ignore[arg-type]
+        os.kill(self.pid, signal.SIGKILL)
+        _wait_dead(self.pid)
+        return channel
+
+    monkeypatch.setattr(preforked.PreforkedInit, "hand_over", then_killed)
+    pid, code, out = _run(runtime, bundle(["echo", "still runs"]))
+    assert (code, out) == (0, "still runs\n")
+    assert pid != prepared
+    assert not os.path.exists(f"/proc/{prepared}")  # reaped
+
+
+def test_in_its_cgroups_before_anything_of_the_container_runs(
+        runtime: Runtime, bundle: BundleFactory, prepared: int) -> None:
+    """It starts its setup while the runtime makes the cgroups, and waits to be in them
+    before the cgroup mount and its cgroup namespace (whose root is where it is then)."""
+    script = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cat /proc/self/cgroup"
+    spec = bundle.spec(["sh", "-c", script])
+    spec["linux"]["resources"]["memory"] = {"limit": 64 << 20}
+    spec["linux"]["namespaces"].append({"type": "cgroup"})
+    pid, code, out = _run(runtime, bundle.write(spec))
+    assert (pid, code) == (prepared, 0), out
+    limit, *cgroups = out.splitlines()
+    assert limit == str(64 << 20)
+    assert cgroups and all(line.endswith(":/") for line in cgroups), out
