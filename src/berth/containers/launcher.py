@@ -247,23 +247,24 @@ class Launcher:
         trace.mark("rootfs unmounted")
         with suppress(BerthError, OSError):
             self._teardown_network(record)
-        self.records.update_state(
-            container_id,
-            Status="restarting" if restarting else "exited",
-            Running=restarting,
-            Paused=False,
-            Restarting=restarting,
-            Pid=0,
-            ExitCode=exit_code,
-            FinishedAt=now_rfc3339(),
-            OOMKilled=bool(oom_killed),
-        )
         from berth.containers.events import container_event
 
-        if record.running and oom_killed:
-            container_event(self.store, "oom", record)
-        if record.running:
-            container_event(self.store, "die", record, exitCode=exit_code)
+        with self.store.db.write():  # the exit and its events: one transaction
+            self.records.update_state(
+                container_id,
+                Status="restarting" if restarting else "exited",
+                Running=restarting,
+                Paused=False,
+                Restarting=restarting,
+                Pid=0,
+                ExitCode=exit_code,
+                FinishedAt=now_rfc3339(),
+                OOMKilled=bool(oom_killed),
+            )
+            if record.running and oom_killed:
+                container_event(self.store, "oom", record)
+            if record.running:
+                container_event(self.store, "die", record, exitCode=exit_code)
         trace.mark("exit recorded")
         if record.host_config.get("AutoRemove") and not restarting:
             self._forget(record, volumes=True)  # the runtime, rootfs and network are undone
@@ -380,11 +381,11 @@ class Launcher:
     def _forget(self, record: ContainerRecord, *, volumes: bool) -> None:
         """The second half of :meth:`remove`: the record, the dirs, the anonymous volumes."""
         container_id = record.id
-        with self.store.db.write() as conn:
-            used = self.records.delete_in(conn, container_id)
         from berth.containers.events import container_event
 
-        container_event(self.store, "destroy", record)
+        with self.store.db.write() as conn:
+            used = self.records.delete_in(conn, container_id)
+            container_event(self.store, "destroy", record)
         directory = self.records.dir(container_id)
         if os.path.isdir(directory):
             trash = os.path.join(self.store.paths.trash, f"container-{container_id}")
