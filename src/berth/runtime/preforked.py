@@ -24,18 +24,18 @@ its stdio, working directory, umask, rlimits, priority, CPU affinity and schedul
 
 from __future__ import annotations
 
+import _socket  # not socket, nor signal: their enums are ms of a `berth run` that imports this
 import os
 import resource
-import signal
-import socket
 import struct
 
 from berth import jsonio
-from berth.runtime import init, mounts, namespaces, process, syscalls
+from berth.runtime import init, mounts, namespaces, process, signals, syscalls
 from berth.runtime.sync import ChannelPair
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from typing import Any
 
     from berth.runtime.sync import Channel
@@ -55,7 +55,7 @@ class PreforkedInit:
 
     __slots__ = ("channel", "hand", "owner", "pid")
 
-    def __init__(self, pid: int, channel: Channel, hand: socket.socket) -> None:
+    def __init__(self, pid: int, channel: Channel, hand: _socket.socket) -> None:
         self.pid = pid
         self.channel = channel
         self.hand = hand
@@ -119,8 +119,8 @@ class PreforkedInit:
                 fds.append(console_socket.fileno())
             fds.extend(plan.join[kind] for kind in joined)
             data = len(body).to_bytes(4, "big") + body
-            sent = self.hand.sendmsg(
-                [data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))])
+            rights = (_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))
+            sent = self.hand.sendmsg([data], [rights])
             if sent < len(data):
                 self.hand.sendall(data[sent:])
         finally:
@@ -131,7 +131,7 @@ class PreforkedInit:
     def discard(self) -> None:
         """End the init (it was not taken, or the handover failed) and reap it."""
         try:
-            os.kill(self.pid, signal.SIGKILL)
+            os.kill(self.pid, signals.SIGKILL)
         except ProcessLookupError:
             pass
         try:
@@ -149,8 +149,8 @@ def prepare() -> None:
         return
     plan = namespaces.NamespacePlan()
     plan.create.add("pid")
-    parent_hand, child_hand = socket.socketpair(
-        socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    parent_hand, child_hand = _socket.socketpair(
+        _socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     pid, channel = namespaces.fork_into(plan, ChannelPair())
     if pid == 0:
         parent_hand.close()
@@ -203,12 +203,12 @@ def _match_scheduling(pid: int) -> None:
 # in the init
 
 
-def _wait_for_container(channel: Channel, hand: socket.socket) -> None:
+def _wait_for_container(channel: Channel, hand: _socket.socket) -> None:
     """Get ready, wait for the container, become its init. Never returns."""
     try:
         # dies with the process that prepared it; should that have died before this line,
         # its end of the socket is closed, and the wait below ends at once
-        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signal.SIGKILL)
+        syscalls.prctl(syscalls.PR_SET_PDEATHSIG, signals.SIGKILL)
         init.quiet_signals()
         init.close_fds_but({channel.rfd, channel.wfd, hand.fileno()}, 3)
         syscalls.unshare(_AHEAD_FLAGS)
@@ -229,11 +229,11 @@ def _wait_for_container(channel: Channel, hand: socket.socket) -> None:
         init.report_failure(channel, exc)
 
 
-def _receive(hand: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    data, ancillary, _, _ = hand.recvmsg(65536, socket.CMSG_SPACE(_MAX_FDS * 4))
+def _receive(hand: _socket.socket) -> tuple[dict[str, Any], list[int]]:
+    data, ancillary, _, _ = hand.recvmsg(65536, _socket.CMSG_SPACE(_MAX_FDS * 4))
     fds: list[int] = []
     for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             usable = len(payload) - len(payload) % 4
             fds.extend(struct.unpack(f"{usable // 4}i", payload[:usable]))
     if len(data) < 4:
@@ -262,6 +262,8 @@ def _take_container(message: dict[str, Any], fds: list[int]) -> init.ChildConfig
     rest = rest[3:]
     console_socket = None
     if message["console"]:
+        import socket  # (a fork server's: imported already)
+
         console_socket = socket.socket(fileno=rest.pop(0))
     os.umask(int(message["umask"]))
     for limit, soft, hard in message["rlimits"]:
