@@ -10,8 +10,9 @@ none``, with berth and with podman (a private --root/--runroot, busybox loaded f
   berth runs besides the containers themselves) divided by COUNT, against the same for
   podman's conmon processes (one per container), and the ratio;
 - apart, the fork server's PSS and RSS (``berth.cli.forkserver``: the process the CLI's
-  commands are forked from, with its spare). It is not per container and leaves 120 s after
-  the last command, so an idle host does not keep it;
+  commands are forked from, with its spare and the container init that spare forked ahead).
+  It is not per container and leaves 120 s after the last command, so an idle host does not
+  keep it;
 - the total time to create and start the COUNT containers, and the ratio.
 
 PSS comes from /proc/PID/smaps_rollup. Everything is removed afterwards: containers, the
@@ -108,11 +109,15 @@ class Berth:
         )
 
     def forkserver(self) -> list[int]:
-        """The fork server and its children (the spare), if it runs."""
+        """The fork server, its children (the spare) and theirs (the container init the
+        spare forked ahead, berth.runtime.preforked), if it runs."""
         from berth.cli.forkclient import running_servers
 
         servers = running_servers(self.forkserver_dir)
-        return [servers[0], *children_of(servers[0])] if servers else []
+        if not servers:
+            return []
+        spares = children_of(servers[0])
+        return [servers[0], *spares, *(pid for spare in spares for pid in children_of(spare))]
 
     def cleanup(self) -> None:
         ids = self("ps", "-aq").split()
