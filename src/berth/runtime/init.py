@@ -226,9 +226,10 @@ def _set_up_container(
         entered = entered | {"cgroup"}  # made once in the cgroups, by cgroups()
     else:
         cgroups(wait=False)  # read before the cgroup namespace is made
+    has_uts = "uts" in plan.create or "uts" in plan.join  # (the join fds go with the entry)
     namespaces.enter_remaining(plan, entered)
     if spec.get("hostname") is not None or spec.get("domainname") is not None:
-        if "uts" not in plan.create and "uts" not in plan.join:
+        if not has_uts:
             raise ContainerError(
                 "config.json sets a hostname or domainname but the container has no uts "
                 "namespace",

@@ -7,9 +7,10 @@ spare (``berth.cli.forkserver``) waits for a command anyway, so it calls :func:`
 forks an init now (at the spare's idle priority), into a new pid namespace; the init makes its
 ipc, uts and network namespaces, brings the loopback device up, closes every fd it does not
 need, and waits for a container. If the command is a ``run``, :meth:`Runtime.create
-<berth.runtime.container.Runtime.create>` takes it (:func:`take`) instead of forking one, puts
-it in the container's cgroups and hands it the container over a socket (:meth:`hand_over`);
-from there it is an init like any other (:func:`berth.runtime.init.run_init`).
+<berth.runtime.container.Runtime.create>` takes it (:func:`take`) instead of forking one and
+hands it the container over a socket (:meth:`hand_over`); from there it is an init like any
+other (:func:`berth.runtime.init.run_init`), but that it starts its setup while the runtime
+makes the cgroups, and waits for [go] (it is in them) at its first step that needs them.
 
 It is taken only for what it was made for: no user namespace, a new pid namespace, and ipc,
 uts and network namespaces the spec creates or joins (a joined one is entered as usual; the
@@ -20,6 +21,10 @@ stdio.
 
 What a forked init would have had from the runtime's process, the handover carries or sets:
 its stdio, working directory, umask, rlimits, priority, CPU affinity and scheduling policy.
+
+``BERTH_NO_PREFORK=1`` in the environment of the process that would prepare one (a fork
+server's: the environment of the command that started it) turns this off; ``bench_run.py``
+measures both.
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ if TYPE_CHECKING:
 AHEAD = frozenset({"ipc", "uts", "network"})
 _AHEAD_FLAGS = syscalls.CLONE_NEWIPC | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWNET
 _RLIMITS = tuple(getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_"))
-_MAX_FDS = 8  # cwd, fifo, stdio, a console socket and the joined ipc, uts, network namespaces
+# cwd, fifo, stdio, a console socket and the joined ipc, uts and network namespaces
+_MAX_FDS = 2 + 3 + 1 + len(AHEAD)
 _MAX_MESSAGE = 16 << 20
 
 _waiting: PreforkedInit | None = None
@@ -91,7 +97,8 @@ class PreforkedInit:
         no_pivot: bool,
         no_new_keyring: bool,
     ) -> Channel:
-        """Give the init its container (it must be in the container's cgroups already).
+        """Give the init its container: it sets it up at once, and waits for [go] (once the
+        runtime has put it in the container's cgroups) at its first step that needs them.
         Returns the channel it reports on, as :func:`namespaces.fork_into` would."""
         _match_scheduling(self.pid)
         umask = os.umask(0)
@@ -145,7 +152,7 @@ class PreforkedInit:
 def prepare() -> None:
     """Fork an init that waits for this process's next container (see the module doc)."""
     global _waiting
-    if _waiting is not None or os.environ.get("BERTH_NO_PREFORK"):  # (bench/bench_run.py)
+    if _waiting is not None or os.environ.get("BERTH_NO_PREFORK"):
         return
     plan = namespaces.NamespacePlan()
     plan.create.add("pid")
@@ -230,12 +237,14 @@ def _wait_for_container(channel: Channel, hand: _socket.socket) -> None:
 
 
 def _receive(hand: _socket.socket) -> tuple[dict[str, Any], list[int]]:
-    data, ancillary, _, _ = hand.recvmsg(65536, _socket.CMSG_SPACE(_MAX_FDS * 4))
+    data, ancillary, flags, _ = hand.recvmsg(65536, _socket.CMSG_SPACE(_MAX_FDS * 4))
     fds: list[int] = []
     for level, kind, payload in ancillary:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             usable = len(payload) - len(payload) % 4
             fds.extend(struct.unpack(f"{usable // 4}i", payload[:usable]))
+    if flags & _socket.MSG_CTRUNC:
+        raise ValueError("fds lost on the way")
     if len(data) < 4:
         raise EOFError("no container")
     size = int.from_bytes(data[:4], "big")

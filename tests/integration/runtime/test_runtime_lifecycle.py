@@ -305,6 +305,34 @@ def test_join_a_network_namespace_by_path(runtime: Runtime, bundle: BundleFactor
         holder.wait()
 
 
+def test_hostname_in_a_joined_uts_namespace(runtime: Runtime, bundle: BundleFactory) -> None:
+    """A uts namespace joined by path is the container's: the spec's hostname is set in it,
+    as runc does (it was refused as "no uts namespace")."""
+    import subprocess
+
+    holder = subprocess.Popen(["unshare", "--uts", "sleep", "1000"])
+    try:
+        deadline = time.monotonic() + 5
+        ns_path = f"/proc/{holder.pid}/ns/uts"
+        while (os.stat(ns_path).st_ino == os.stat("/proc/self/ns/uts").st_ino
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
+        spec = bundle.spec(["hostname"])
+        spec["hostname"] = "joined-uts"
+        for ns in spec["linux"]["namespaces"]:
+            if ns["type"] == "uts":
+                ns["path"] = ns_path
+        result = run_captured(runtime, bundle.write(spec))
+        assert (result.code, result.out) == (0, "joined-uts\n"), result
+        seen = subprocess.run(["nsenter", "-t", str(holder.pid), "-u", "hostname"],
+                              capture_output=True, text=True, check=True).stdout
+        assert seen == "joined-uts\n"
+        assert os.uname().nodename != "joined-uts"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_pause_and_resume(runtime: Runtime, bundle: BundleFactory) -> None:
     cid = new_id()
     runtime.create(cid, bundle(["sleep", "1000"]))

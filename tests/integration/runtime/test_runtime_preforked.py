@@ -5,15 +5,19 @@ init that died, and ``create`` forks its own."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
+import socket
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from berth.errors import ContainerNotFound
 from berth.runtime import preforked
 from berth.runtime.container import Runtime
 from berth.runtime.init import LOOPBACK_ANNOTATION
@@ -187,3 +191,55 @@ def test_in_its_cgroups_before_anything_of_the_container_runs(
     limit, *cgroups = out.splitlines()
     assert limit == str(64 << 20)
     assert cgroups and all(line.endswith(":/") for line in cgroups), out
+
+
+def test_joined_namespaces_and_a_terminal(runtime: Runtime, bundle: BundleFactory,
+                                          prepared: int, workdir: str) -> None:
+    """The most fds a handover carries: cwd, fifo, stdio, the console socket and three
+    namespaces to join (the ones it made ahead are dropped for them)."""
+    holder = subprocess.Popen(["unshare", "--ipc", "--uts", "--net", "sleep", "1000"])
+    try:
+        deadline = time.monotonic() + 10
+        while os.readlink(f"/proc/{holder.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+            assert time.monotonic() < deadline, "unshare did not make its namespaces"
+            time.sleep(0.01)
+        spec = bundle.spec(["sh", "-c", "tty; for n in ipc uts net; do "
+                                        "readlink /proc/self/ns/$n; done"])
+        spec["process"]["terminal"] = True
+        for ns in spec["linux"]["namespaces"]:
+            if ns["type"] in ("ipc", "uts", "network"):
+                name = "net" if ns["type"] == "network" else ns["type"]
+                ns["path"] = f"/proc/{holder.pid}/ns/{name}"
+        sock_path = os.path.join(workdir, "console.sock")
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(sock_path)
+        server.listen(1)
+        cid = new_id()
+        try:
+            record = runtime.create(cid, bundle.write(spec), console_socket=sock_path)
+            assert record.pid == prepared
+            server.settimeout(30)
+            conn, _ = server.accept()
+            _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+            conn.close()
+            runtime.start(cid)
+            output = b""
+            while True:
+                try:
+                    chunk = os.read(fds[0], 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            os.close(fds[0])
+            lines = output.decode().replace("\r", "").splitlines()
+            assert lines == ["/dev/pts/0", *(os.readlink(f"/proc/{holder.pid}/ns/{n}")
+                                            for n in ("ipc", "uts", "net"))]
+        finally:
+            server.close()
+            with contextlib.suppress(ContainerNotFound):  # (create failed)
+                runtime.delete(cid, force=True)
+    finally:
+        holder.kill()
+        holder.wait()
