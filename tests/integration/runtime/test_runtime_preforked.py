@@ -1,7 +1,8 @@
 """An init forked ahead of time (berth.runtime.preforked) becomes the container as an init
-forked by ``create`` would: the same isolation, fds, loopback, and what it takes from the
-runtime's process (rlimits, umask, working directory). Anything it was not made for, or an
-init that died, and ``create`` forks its own."""
+forked by ``create`` would: the same isolation, fds, loopback, cgroups joined before anything
+of the container runs, and what it takes from the runtime's process (rlimits, umask, working
+directory). Anything it was not made for, or an init that died, and ``create`` forks its
+own."""
 
 from __future__ import annotations
 
