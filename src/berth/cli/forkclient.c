@@ -334,7 +334,7 @@ static void follow(int sock, int argc, char **argv) {
             case 'R':
                 if (tracing) {
                     char line[256];
-                    snprintf(line, sizeof line, "the fork server refused: %s", buffer + 1);
+                    snprintf(line, sizeof line, "the fork server refused: %.200s", buffer + 1);
                     mark(line);
                 }
                 refused(sock, argc, argv);
