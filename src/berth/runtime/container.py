@@ -189,7 +189,8 @@ class Runtime:
             # cgroups are made (it waits for [go] before anything that needs them).
             taken = self._hand_to_init_forked_ahead(spec, plan, **child)
             if taken is not None:
-                pid, channel = taken
+                pid, init_channel = taken
+                channel = init_channel
             warm.start()  # the init's move into its cgroups then skips a grace period
             resources = linux.get("resources")
             manager, notes = cgroup_adapter.open_manager(
@@ -200,7 +201,6 @@ class Runtime:
             for note in (*notes, *_ignored_fields(spec)):
                 self.log.debug(note)
             if taken is not None:
-                init_channel = taken[1]
                 try:
                     manager.add_process(pid)
                     init_channel.send(MSG_GO, pid=pid)
@@ -212,11 +212,10 @@ class Runtime:
             if taken is None:
                 pid, init_channel = self._fork_init(spec, plan, **child)
                 channel = init_channel
-            _close_all(to_close, sockets)
-            plan.close()
-            if taken is None:
                 manager.add_process(pid)
                 init_channel.send(MSG_GO, pid=pid)
+            _close_all(to_close, sockets)
+            plan.close()
             warm.stop()
             # While the init sets the container up (on another CPU if there is one): what
             # does not need it ready. From here a `state` query finds the container (as

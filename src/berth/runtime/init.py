@@ -298,11 +298,11 @@ class _OwnCgroups:
     cgroup mount, or the end of the mounts), then makes its cgroup namespace, if it is to
     have one (its root is the cgroup the process is in when it is made)."""
 
-    __slots__ = ("channel", "new_cgroupns", "own")
+    __slots__ = ("channel", "make_cgroupns", "own")
 
-    def __init__(self, channel: Channel, new_cgroupns: bool) -> None:
+    def __init__(self, channel: Channel, make_cgroupns: bool) -> None:
         self.channel = channel
-        self.new_cgroupns = new_cgroupns
+        self.make_cgroupns = make_cgroupns  # here, once in them (else enter_remaining does)
         self.own: list[tuple[str, str]] | None = None
 
     def __call__(self, wait: bool = True) -> list[tuple[str, str]]:
@@ -310,7 +310,7 @@ class _OwnCgroups:
             if wait:
                 self.channel.expect(MSG_GO, "joining the container's cgroups")
             self.own = mounts.read_own_cgroups()
-            if self.new_cgroupns:
+            if self.make_cgroupns:
                 try:
                     syscalls.unshare(syscalls.CLONE_NEWCGROUP)
                 except OSError as exc:

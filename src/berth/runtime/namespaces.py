@@ -306,15 +306,14 @@ def enter_remaining(plan: NamespacePlan, entered: frozenset[str] = frozenset()) 
                 syscalls.setns(fd, NS_FLAGS[kind])
             except OSError as exc:
                 raise ContainerError(f"cannot join the {kind} namespace: {exc.strerror}") from None
-    flags = 0
-    for kind in plan.create:
-        if kind not in ("user", "pid") and kind not in entered:
+    made = sorted(k for k in plan.create if k not in ("user", "pid") and k not in entered)
+    if made:
+        flags = 0
+        for kind in made:
             flags |= NS_FLAGS[kind]
-    if flags:
         try:
             syscalls.unshare(flags)
         except OSError as exc:
-            kinds = ", ".join(sorted(
-                k for k in plan.create if k not in ("user", "pid") and k not in entered))
+            kinds = ", ".join(made)
             raise HostError(f"cannot create the {kinds} namespaces: {exc.strerror}") from None
     plan.close()

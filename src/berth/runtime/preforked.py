@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 # the namespaces made ahead (the pid namespace comes with the fork)
 AHEAD = frozenset({"ipc", "uts", "network"})
 _AHEAD_FLAGS = syscalls.CLONE_NEWIPC | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWNET
-_RLIMITS = tuple(getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_"))
 # cwd, fifo, stdio, a console socket and the joined ipc, uts and network namespaces
 _MAX_FDS = 2 + 3 + 1 + len(AHEAD)
 _MAX_MESSAGE = 16 << 20
@@ -116,7 +115,7 @@ class PreforkedInit:
             "no_pivot": no_pivot,
             "no_new_keyring": no_new_keyring,
             "umask": umask,
-            "rlimits": [[limit, *resource.getrlimit(limit)] for limit in _RLIMITS],
+            "rlimits": [[limit, *resource.getrlimit(limit)] for limit in process.RLIMITS.values()],
         }
         body = jsonio.dumps(message).encode()
         cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -290,7 +289,6 @@ def _take_container(message: dict[str, Any], fds: list[int]) -> init.ChildConfig
         if not ns.get("path"):
             plan.create.add(ns["type"])
     plan.join = dict(zip(message["joined"], rest, strict=True))
-    plan.uid_mappings = plan.gid_mappings = []
     identity, seccomp, _ = process.security_functions(
         (spec.get("linux") or {}).get("seccomp"), message["seccomp_cache"])
     return init.ChildConfig(

@@ -11,6 +11,9 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from berth.runtime.container import Runtime
@@ -263,3 +266,22 @@ class BundleFactory:
         """A writable copy of the rootfs, for tests that change it."""
         self.count += 1
         return copy_rootfs(self.rootfs, os.path.join(self.workdir, f"rootfs{self.count}"))
+
+
+@contextmanager
+def namespace_holder(*kinds: str) -> Iterator[int]:
+    """A process in new namespaces of ``kinds`` (names under /proc/PID/ns: "net", "uts",
+    "ipc"), for a spec to join by path; yields its pid once they are made, kills it after."""
+    flags = {"net": "--net", "uts": "--uts", "ipc": "--ipc"}
+    holder = subprocess.Popen(["unshare", *(flags[kind] for kind in kinds), "sleep", "1000"])
+    try:
+        deadline = time.monotonic() + 10
+        for kind in kinds:
+            while os.stat(f"/proc/{holder.pid}/ns/{kind}").st_ino == \
+                    os.stat(f"/proc/self/ns/{kind}").st_ino:
+                assert time.monotonic() < deadline, f"unshare did not make its {kind} namespace"
+                time.sleep(0.01)
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()

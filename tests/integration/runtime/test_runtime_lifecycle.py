@@ -285,24 +285,14 @@ def test_no_uts_namespace_with_hostname_is_refused(runtime: Runtime,
 
 
 def test_join_a_network_namespace_by_path(runtime: Runtime, bundle: BundleFactory) -> None:
-    import subprocess
-
-    holder = subprocess.Popen(["unshare", "-n", "sleep", "1000"])
-    try:
-        deadline = time.monotonic() + 5
-        ns_path = f"/proc/{holder.pid}/ns/net"
-        while (os.stat(ns_path).st_ino == os.stat("/proc/self/ns/net").st_ino
-               and time.monotonic() < deadline):
-            time.sleep(0.01)
+    with helpers.namespace_holder("net") as holder:
+        ns_path = f"/proc/{holder}/ns/net"
         spec = bundle.spec(["sh", "-c", "stat -L -c %i /proc/self/ns/net"])
         for ns in spec["linux"]["namespaces"]:
             if ns["type"] == "network":
                 ns["path"] = ns_path
         result = run_captured(runtime, bundle.write(spec))
         assert int(result.out) == os.stat(ns_path).st_ino, result
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_hostname_in_a_joined_uts_namespace(runtime: Runtime, bundle: BundleFactory) -> None:
@@ -310,27 +300,18 @@ def test_hostname_in_a_joined_uts_namespace(runtime: Runtime, bundle: BundleFact
     as runc does (it was refused as "no uts namespace")."""
     import subprocess
 
-    holder = subprocess.Popen(["unshare", "--uts", "sleep", "1000"])
-    try:
-        deadline = time.monotonic() + 5
-        ns_path = f"/proc/{holder.pid}/ns/uts"
-        while (os.stat(ns_path).st_ino == os.stat("/proc/self/ns/uts").st_ino
-               and time.monotonic() < deadline):
-            time.sleep(0.01)
+    with helpers.namespace_holder("uts") as holder:
         spec = bundle.spec(["hostname"])
         spec["hostname"] = "joined-uts"
         for ns in spec["linux"]["namespaces"]:
             if ns["type"] == "uts":
-                ns["path"] = ns_path
+                ns["path"] = f"/proc/{holder}/ns/uts"
         result = run_captured(runtime, bundle.write(spec))
         assert (result.code, result.out) == (0, "joined-uts\n"), result
-        seen = subprocess.run(["nsenter", "-t", str(holder.pid), "-u", "hostname"],
+        seen = subprocess.run(["nsenter", "-t", str(holder), "-u", "hostname"],
                               capture_output=True, text=True, check=True).stdout
         assert seen == "joined-uts\n"
         assert os.uname().nodename != "joined-uts"
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_pause_and_resume(runtime: Runtime, bundle: BundleFactory) -> None:

@@ -11,7 +11,6 @@ import os
 import resource
 import signal
 import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from berth.errors import ContainerNotFound
 from berth.runtime import preforked
 from berth.runtime.container import Runtime
 from berth.runtime.init import LOOPBACK_ANNOTATION
-from tests.integration.runtime.helpers import BundleFactory, new_id
+from tests.integration.runtime.helpers import BundleFactory, namespace_holder, new_id
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("host_sanity")]
 
@@ -198,19 +197,14 @@ def test_joined_namespaces_and_a_terminal(runtime: Runtime, bundle: BundleFactor
                                           prepared: int, workdir: str) -> None:
     """The most fds a handover carries: cwd, fifo, stdio, the console socket and three
     namespaces to join (the ones it made ahead are dropped for them)."""
-    holder = subprocess.Popen(["unshare", "--ipc", "--uts", "--net", "sleep", "1000"])
-    try:
-        deadline = time.monotonic() + 10
-        while os.readlink(f"/proc/{holder.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
-            assert time.monotonic() < deadline, "unshare did not make its namespaces"
-            time.sleep(0.01)
+    with namespace_holder("ipc", "uts", "net") as holder:
         spec = bundle.spec(["sh", "-c", "tty; for n in ipc uts net; do "
                                         "readlink /proc/self/ns/$n; done"])
         spec["process"]["terminal"] = True
         for ns in spec["linux"]["namespaces"]:
             if ns["type"] in ("ipc", "uts", "network"):
                 name = "net" if ns["type"] == "network" else ns["type"]
-                ns["path"] = f"/proc/{holder.pid}/ns/{name}"
+                ns["path"] = f"/proc/{holder}/ns/{name}"
         sock_path = os.path.join(workdir, "console.sock")
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         server.bind(sock_path)
@@ -235,12 +229,9 @@ def test_joined_namespaces_and_a_terminal(runtime: Runtime, bundle: BundleFactor
                 output += chunk
             os.close(fds[0])
             lines = output.decode().replace("\r", "").splitlines()
-            assert lines == ["/dev/pts/0", *(os.readlink(f"/proc/{holder.pid}/ns/{n}")
+            assert lines == ["/dev/pts/0", *(os.readlink(f"/proc/{holder}/ns/{n}")
                                             for n in ("ipc", "uts", "net"))]
         finally:
             server.close()
             with contextlib.suppress(ContainerNotFound):  # (create failed)
                 runtime.delete(cid, force=True)
-    finally:
-        holder.kill()
-        holder.wait()
