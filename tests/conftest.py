@@ -34,9 +34,11 @@ def release_store(root: str) -> None:
 
 
 def _berth_host_state() -> set[str]:
-    """berth's nftables tables, links and top-level cgroups on the host (they all carry
-    berth's name)."""
+    """berth's nftables tables, links and top-level cgroups on the host, and the mounts of
+    the tests' stores and scratch dirs (they all carry berth's name)."""
     found = {f"link {name}" for name in os.listdir("/sys/class/net") if "berth" in name}
+    with open("/proc/self/mountinfo") as f:
+        found |= {f"mount {line.split()[4]}" for line in f if "berth" in line.split()[4]}
     for hierarchy in os.listdir(CGROUPS):
         top = os.path.join(CGROUPS, hierarchy)
         if os.path.isdir(top) and not os.path.islink(top):
@@ -78,6 +80,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             subprocess.run(["nft", "delete", "table", "inet", name], check=False)
         elif kind == "link":
             subprocess.run(["ip", "link", "delete", name], check=False)
+        elif kind == "mount":
+            subprocess.run(["umount", "-l", name], check=False)
         else:
             for directory, _, _ in sorted(os.walk(name), key=lambda w: -len(w[0])):
                 with contextlib.suppress(OSError):

@@ -21,6 +21,7 @@ import sys
 from berth import trace
 from berth.cli import main as cli_main
 from berth.runtime.cgroups import warm
+from berth.store import db
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ def run(conn: socket.socket, request: Request) -> int:
     except KeyboardInterrupt:
         code = 130
     _release_stdio()
+    _let_go_of_files(conn.fileno())
     try:
         conn.setblocking(True)
         conn.sendall(b"X%d\n" % code)
@@ -205,6 +207,18 @@ def _release_stdio() -> None:
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
+
+
+def _let_go_of_files(keep: int) -> None:
+    """What the process's exit would let go of, let go of before the client is told the
+    status (the exit itself comes a little later): the store's databases (SQLite maps a file
+    of theirs), every fd but ``keep``, and the client's working directory. Else unmounting a
+    filesystem right after the command could find it busy."""
+    warm.stop()  # its thread's fd goes too: it stops at its next write
+    db.close_all()
+    os.chdir("/")
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 1 << 20)
 
 
 def _exit_code(code: object) -> int:

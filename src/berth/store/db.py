@@ -11,6 +11,7 @@ from __future__ import annotations
 # The C module that the sqlite3 package re-exports: sqlite3.dbapi2 also imports datetime
 # (about 3 ms at every start) to register adapters for date objects, which berth never stores.
 import _sqlite3
+import _weakref  # what weakref.ref is, without importing weakref
 from _thread import RLock  # what threading.RLock is, without importing threading
 
 from berth.errors import StoreError, StoreLocked
@@ -131,6 +132,7 @@ class Database:
         self._lock = RLock()
         self._conn.row_factory = _sqlite3.Row
         self._depth = 0
+        _remember(self)
         self._init()
 
     def _init(self) -> None:
@@ -188,6 +190,27 @@ class Database:
 
     def close(self) -> None:
         self._conn.close()
+
+
+_connections: list[_weakref.ReferenceType[Database]] = []
+
+
+def _remember(db: Database) -> None:
+    if len(_connections) >= 32:
+        _connections[:] = [ref for ref in _connections if ref() is not None]
+    _connections.append(_weakref.ref(db))
+
+
+def close_all() -> None:
+    """Close every store database this process still has open. A fork server's worker, at
+    the end of its command, lets go of them as an exiting process would, before its client is
+    told it is done: SQLite maps the WAL's index, and an unmount of the store's filesystem
+    right after the command would find it busy."""
+    for ref in _connections:
+        db = ref()
+        if db is not None:
+            db.close()
+    _connections.clear()
 
 
 class Transaction:

@@ -194,6 +194,32 @@ def test_the_server_keeps_no_directory_of_the_client_that_started_it(
     # their client's)
 
 
+def test_the_store_is_let_go_of_when_the_client_returns(forkserver: ForkServer) -> None:
+    """As with a command in its own process: once `berth` returns, nothing of it holds the
+    store's filesystem or the working directory (the worker reports the status before it
+    has exited; SQLite maps the store's WAL index), so an unmount right after succeeds."""
+    from berth.runtime import syscalls
+
+    forkserver.start()
+    mountpoint = tempfile.mkdtemp(prefix="berth-umount-", dir="/var/tmp")
+    mounted = False
+    try:
+        for _ in range(5):
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mountpoint],
+                           check=True)
+            mounted = True
+            result = forkserver.run("images", env={"BERTH_ROOT": f"{mountpoint}/store",
+                                                   "BERTH_TRACE": "1"}, cwd=mountpoint)
+            assert result.returncode == 0, result.stderr
+            assert SERVED in result.stderr.decode()
+            syscalls.umount2(mountpoint)  # EBUSY if the worker still held anything there
+            mounted = False
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", mountpoint], check=False)
+        shutil.rmtree(mountpoint, ignore_errors=True)
+
+
 def test_a_served_run_gets_what_the_client_would_give_its_init(forkserver: ForkServer,
                                                               busybox: str) -> None:
     """The container's init was forked ahead by the spare (berth.runtime.preforked), before

@@ -94,6 +94,10 @@ def _keep_warm(path: str, flag: list[bool]) -> None:
             os.write(fd, pid)
             time.sleep(INTERVAL)
     except OSError:
-        return  # e.g. the process moved to a cgroup it may not write: give up quietly
+        return  # e.g. the process moved to a cgroup it may not write, or its fd was closed
+        # under it (a fork server's worker lets go of its files): give up quietly
     finally:
-        os.close(fd)
+        try:
+            os.close(fd)
+        except OSError:
+            pass
