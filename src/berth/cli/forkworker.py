@@ -11,6 +11,7 @@ worker.
 
 from __future__ import annotations
 
+import _thread
 import fcntl
 import os
 import resource
@@ -21,7 +22,7 @@ import sys
 from berth import trace
 from berth.cli import main as cli_main
 from berth.runtime.cgroups import warm
-from berth.store import db
+from berth.store import db, trees
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ def run(conn: socket.socket, request: Request) -> int:
         _take_stdio(request.sent, request.fds)
         _take_process_attributes(request.pid, request.umask)
         _take_environment(request.env)
+        trees.defer_removals()  # to the command's end, beside the database's close
         if os.environ.get("BERTH_NO_WARM"):
             warm.stop()  # the spare's (berth.cli.forkserver)
         sys.argv = ["berth", *request.args]
@@ -213,12 +215,28 @@ def _let_go_of_files(keep: int) -> None:
     """What the process's exit would let go of, let go of before the client is told the
     status (the exit itself comes a little later): the store's databases (SQLite maps a file
     of theirs), every fd but ``keep``, and the client's working directory. Else unmounting a
-    filesystem right after the command could find it busy."""
+    filesystem right after the command could find it busy.
+
+    The last connection's close checkpoints the database, and syncs it (~1 ms); SQLite lets
+    go of the GIL meanwhile, so the trees the command left to remove (a ``run --rm``'s
+    container dir, moved into the trash: :func:`berth.store.trees.remove_tree_soon`) are
+    removed beside it."""
     warm.stop()  # its thread's fd goes too: it stops at its next write
-    db.close_all()
+    closed = _thread.allocate_lock()
+    closed.acquire()
+    _thread.start_new_thread(_close_databases, (closed,))
+    trees.remove_deferred()
+    closed.acquire()
     os.chdir("/")
     os.closerange(3, keep)
     os.closerange(keep + 1, 1 << 20)
+
+
+def _close_databases(closed: _thread.LockType) -> None:
+    try:
+        db.close_all()
+    finally:
+        closed.release()
 
 
 def _exit_code(code: object) -> int:

@@ -75,6 +75,22 @@ class ExternalRuntime:
     def start(self, container_id: str) -> None:
         self._run("start", container_id)
 
+    def run(
+        self,
+        container_id: str,
+        bundle: str,
+        spec: dict[str, Any],
+        *,
+        stdio: tuple[int, int, int],
+        console_socket: str | None,
+        while_setting_up: Callable[[int], None] | None = None,
+    ) -> int:
+        del spec  # the runtime reads the bundle's
+        pid = self.create(container_id, bundle, stdio=stdio, console_socket=console_socket,
+                          while_setting_up=while_setting_up)
+        self.start(container_id)
+        return pid
+
     def kill(self, container_id: str, signum: int) -> None:
         self._run("kill", container_id, str(signum))
 

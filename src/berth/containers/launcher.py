@@ -23,7 +23,7 @@ from berth.containers.volumes import VolumeStore, seed_volume
 from berth.errors import BerthError, ContainerStateConflict
 from berth.runtime import signals
 from berth.store.rootfs import RootfsDirs, mount_rootfs, unmount_rootfs
-from berth.store.trees import remove_tree
+from berth.store.trees import remove_tree, remove_tree_soon
 from berth.values import FrozenValue, init_fields
 
 TYPE_CHECKING = False
@@ -117,12 +117,10 @@ class Launcher:
                 )
                 trace.mark("running recorded")
 
-            pid = runtime.create(container_id, bundle, stdio=stdio,
-                                 console_socket=console_socket, while_setting_up=record_running)
-            created = True
-            trace.mark("runtime created")
-            runtime.start(container_id)
-            trace.mark("runtime started")
+            created = True  # or half-made, if this fails: the delete below finds out
+            pid = runtime.run(container_id, bundle, spec, stdio=stdio,
+                              console_socket=console_socket, while_setting_up=record_running)
+            trace.mark("runtime created and started")
             from berth.containers.events import container_event
 
             container_event(self.store, "start", record)
@@ -393,8 +391,9 @@ class Launcher:
             try:
                 os.rename(directory, trash)
             except OSError:
-                trash = directory
-            remove_tree(trash)
+                remove_tree(directory)
+            else:
+                remove_tree_soon(trash)
         remove_tree(self.records.run_dir(container_id))
         if volumes:
             anonymous = {m["Name"] for m in record.extra.get("Mounts") or [] if m.get("Anonymous")}

@@ -34,6 +34,19 @@ if TYPE_CHECKING:
 
         def start(self, container_id: str) -> None: ...
 
+        def run(
+            self,
+            container_id: str,
+            bundle: str,
+            spec: dict[str, Any],
+            *,
+            stdio: tuple[int, int, int],
+            console_socket: str | None,
+            while_setting_up: Callable[[int], None] | None = None,
+        ) -> int:
+            """``create`` and ``start`` in one; ``spec`` is the bundle's config.json as
+            written."""
+
         def kill(self, container_id: str, signum: int) -> None: ...
 
         def delete(self, container_id: str) -> None: ...
@@ -105,6 +118,22 @@ class BerthRuntime:
 
     def start(self, container_id: str) -> None:
         self.runtime.start(container_id)
+
+    def run(
+        self,
+        container_id: str,
+        bundle: str,
+        spec: dict[str, Any],
+        *,
+        stdio: tuple[int, int, int],
+        console_socket: str | None,
+        while_setting_up: Callable[[int], None] | None = None,
+    ) -> int:
+        record = self.runtime.create(
+            container_id, bundle, stdio=stdio, console_socket=console_socket,
+            while_setting_up=while_setting_up, start=True, spec=spec,
+        )
+        return int(record.pid)
 
     def kill(self, container_id: str, signum: int) -> None:
         self.runtime.kill(container_id, signum)

@@ -140,12 +140,21 @@ def mask_to_names(mask: int) -> list[str]:
 
 
 def last_cap(proc: str = "/proc") -> int:
-    """The highest capability number the running kernel knows."""
+    """The highest capability number the running kernel knows (read once per process from
+    ``/proc``: the kernel's, whichever mount of it)."""
+    known = _last_cap_read.get(proc)
+    if known is not None:
+        return known
     try:
         with open(os.path.join(proc, "sys/kernel/cap_last_cap")) as f:
-            return int(f.read().strip())
+            known = int(f.read().strip())
     except (OSError, ValueError):
         return LAST_KNOWN_CAP
+    _last_cap_read[proc] = known
+    return known
+
+
+_last_cap_read: dict[str, int] = {}
 
 
 def process_capabilities(pid: int | str = "self", proc: str = "/proc") -> dict[str, int]:
@@ -344,6 +353,21 @@ def apply_identity(user: dict[str, Any] | None, capabilities: dict[str, Any] | N
         _prctl(_PR_SET_KEEPCAPS, 0)
     except OSError as exc:
         raise _fail("prctl(PR_SET_KEEPCAPS, 0)", exc, "this should not happen") from exc
+
+
+def rehearse(capabilities: dict[str, Any]) -> None:
+    """What :func:`apply_identity` reads and works out, done ahead and changing nothing, in a
+    process that will apply an identity later (an init forked ahead of time,
+    :mod:`berth.runtime.preforked`): the kernel's last capability, the masks of
+    ``capabilities``, this process's sets and bounding set. The pages and code this touches
+    are then warm when the identity is applied."""
+    masks = _capability_masks(capabilities)
+    _check_grantable(masks)
+    for number in range(last_cap() + 1):
+        try:
+            _prctl(_PR_CAPBSET_READ, number)
+        except OSError:
+            pass
 
 
 def _check_grantable(masks: Mapping[str, int]) -> None:

@@ -35,7 +35,7 @@ from berth.runtime import (
 from berth.runtime.cgroups import warm
 from berth.runtime.init import ChildConfig, exec_main, init_main
 from berth.runtime.log import RuntimeLog
-from berth.runtime.spec import check_process, load_bundle_spec, rootfs_path
+from berth.runtime.spec import check_process, check_spec, load_bundle_spec, rootfs_path
 from berth.runtime.state import (
     STATUS_CREATED,
     STATUS_PAUSED,
@@ -104,6 +104,8 @@ class Runtime:
         no_new_keyring: bool = False,
         preserve_fds: int = 0,
         while_setting_up: Callable[[int], None] | None = None,
+        start: bool = False,
+        spec: dict[str, Any] | None = None,
     ) -> ContainerRecord:
         """Set the container up and leave its init waiting for :meth:`start`.
 
@@ -111,7 +113,15 @@ class Runtime:
         ``process.terminal``, ``console_socket`` must name the unix socket that receives the
         pty's master. ``while_setting_up(pid)`` is called once the init runs, while it sets
         the container up (the caller's own bookkeeping then costs no time; if it raises, the
-        container is abandoned). Returns the record (``record.pid`` is the init's pid)."""
+        container is abandoned). Returns the record (``record.pid`` is the init's pid).
+
+        ``start``: create and start in one (what ``runc run`` does): the start is put in the
+        exec fifo before the init is even set up, so the init goes on to the program as soon
+        as it is ready, with no round trip through :meth:`start`; this returns once it is
+        (the container is then running, its ``poststart`` hooks run). With a terminal the
+        start comes after the create, as from :meth:`start` (the pty is wired up first).
+        ``spec``: the bundle's ``config.json`` as the caller has just written it (it is not
+        read again; it is checked all the same)."""
         record, channel, _ = self._create(
             container_id,
             bundle,
@@ -122,8 +132,14 @@ class Runtime:
             no_new_keyring=no_new_keyring,
             preserve_fds=preserve_fds,
             while_setting_up=while_setting_up,
+            start_at_once=start,
+            spec=spec,
         )
         channel.close()
+        if start and _has_terminal(record.spec):
+            self.start(container_id)
+        elif start:
+            self._started(record, StateDir(self.root, container_id))
         return record
 
     def _create(
@@ -139,11 +155,16 @@ class Runtime:
         preserve_fds: int,
         own_console: bool = False,
         while_setting_up: Callable[[int], None] | None = None,
+        start_at_once: bool = False,
+        spec: dict[str, Any] | None = None,
     ) -> tuple[ContainerRecord, Channel, socket_module.socket | None]:
         """``create``; also returns the channel to the init and, with ``own_console``, the
-        socket on which the pty master arrives."""
+        socket on which the pty master arrives. ``start_at_once``: see ``create(start=)``."""
         bundle = os.path.abspath(bundle)
-        spec = load_bundle_spec(bundle)
+        if spec is None:
+            spec = load_bundle_spec(bundle)
+        else:
+            check_spec(spec, where=os.path.join(bundle, "config.json"))
         proc = spec.get("process")
         if not proc:
             raise InvalidArgument(
@@ -181,6 +202,8 @@ class Runtime:
                 sockets.append(sock)
             fifo_fd = os.open(state_dir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             to_close.append(fifo_fd)
+            if start_at_once and not terminal:  # in the fifo until the init, ready, reads it
+                _write_start(state_dir.fifo)
             child = dict(
                 container_id=container_id, bundle=bundle, rootfs=rootfs, stdio=stdio,
                 console_socket=sock, fifo_fd=fifo_fd, preserve_fds=preserve_fds,
@@ -343,20 +366,25 @@ class Runtime:
                     hint="a container can be started once; create a new one to run it again",
                 )
             try:
-                fd = os.open(state_dir.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                _write_start(state_dir.fifo)
             except OSError as exc:
                 if exc.errno == errno.ENXIO:
                     raise ContainerError(
                         f"the init of container {container_id} is no longer waiting to start"
                     ) from None
                 raise
-            try:
-                os.write(fd, b"0")
-            finally:
-                os.close(fd)
             os.unlink(state_dir.fifo)
         finally:
             os.close(lock)
+        self._run_hooks_warn("poststart", record, STATUS_RUNNING)
+
+    def _started(self, record: ContainerRecord, state_dir: StateDir) -> None:
+        """What :meth:`start` does after its write, for a container created with ``start``:
+        the fifo goes (the state says running from here), the ``poststart`` hooks run."""
+        try:
+            os.unlink(state_dir.fifo)
+        except FileNotFoundError:
+            pass
         self._run_hooks_warn("poststart", record, STATUS_RUNNING)
 
     def _run_hooks_warn(self, stage: str, record: ContainerRecord, status: str) -> None:
@@ -790,6 +818,20 @@ def _start_proxy(sock: socket_module.socket, stdio: tuple[int, int, int] | None)
     proxy = console.TtyProxy(master, stdin, stdout)
     proxy.start()
     return proxy
+
+
+def _has_terminal(spec: dict[str, Any]) -> bool:
+    return bool((spec.get("process") or {}).get("terminal"))
+
+
+def _write_start(fifo: str) -> None:
+    """Put the start in the exec fifo (the init reads it once ready); ENXIO if no one holds
+    the fifo open for reading."""
+    fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)
 
 
 def _close_all(fds: list[int], sockets: list[socket_module.socket]) -> None:

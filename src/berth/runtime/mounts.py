@@ -530,31 +530,53 @@ def _mount_cgroup(root_fd: int, dest: str, options: MountOptions, ctx: MountCont
                        flags & ~MS_RDONLY & (MS_NOSUID | MS_NODEV | MS_NOEXEC), "mode=755")
     finally:
         os.close(fd)
-    # in the host's mount order, as runc does
-    for opts, mountpoint, hierarchy_root in hierarchies:
-        own = next((p for c, p in own_v1 if set(c.split(",")) <= opts), None)
-        if own is None:
-            continue
-        name = os.path.basename(mountpoint.rstrip("/"))
-        sub = os.path.join(dest, name)
-        fd = make_in_root(root_fd, sub, True)
-        try:
+    # The tmpfs is new and holds nothing of the image's: its entries are made and opened by
+    # name, relative to it, with no symlink to resolve (and none of openat2's cost).
+    tmpfs = open_in_root(root_fd, dest, os.O_PATH | os.O_DIRECTORY)
+    try:
+        # in the host's mount order, as runc does
+        for opts, mountpoint, hierarchy_root in hierarchies:
+            own = next((p for c, p in own_v1 if set(c.split(",")) <= opts), None)
+            if own is None:
+                continue
+            name = os.path.basename(mountpoint.rstrip("/"))
+            if not name or name in (".", ".."):
+                continue
             source = mountpoint + _relative_to(own, hierarchy_root)
-            syscalls.mount(source, _fd_path(fd), None, MS_BIND | MS_REC, None)
-        finally:
-            os.close(fd)
-        _adjust(root_fd, sub, (flags & _REMOUNT_FLAGS) | MS_RDONLY, [])
-        if "," in name:
-            # e.g. cpu,cpuacct mounted together: cpu -> cpu,cpuacct, cpuacct -> cpu,cpuacct
-            parent = open_in_root(root_fd, dest, os.O_PATH | os.O_DIRECTORY)
+            remount = (flags & _REMOUNT_FLAGS) | MS_RDONLY
             try:
+                os.mkdir(name, 0o755, dir_fd=tmpfs)
+            except FileExistsError:  # (a symlink made for an earlier hierarchy, say)
+                sub = os.path.join(dest, name)
+                fd = make_in_root(root_fd, sub, True)
+                try:
+                    syscalls.mount(source, _fd_path(fd), None, MS_BIND | MS_REC, None)
+                finally:
+                    os.close(fd)
+                _adjust(root_fd, sub, remount, [])
+            else:
+                fd = os.open(name, _OPEN_ENTRY, dir_fd=tmpfs)
+                try:
+                    syscalls.mount(source, _fd_path(fd), None, MS_BIND | MS_REC, None)
+                finally:
+                    os.close(fd)
+                fd = os.open(name, _OPEN_ENTRY, dir_fd=tmpfs)  # the bind mount, now
+                try:
+                    _remount_bind(_fd_path(fd), remount)
+                finally:
+                    os.close(fd)
+            if "," in name:
+                # e.g. cpu,cpuacct mounted together: cpu -> cpu,cpuacct, cpuacct -> cpu,cpuacct
                 for part in name.split(","):
                     try:
-                        os.symlink(name, part, dir_fd=parent)
+                        os.symlink(name, part, dir_fd=tmpfs)
                     except FileExistsError:
                         pass
-            finally:
-                os.close(parent)
+    finally:
+        os.close(tmpfs)
+
+
+_OPEN_ENTRY = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _relative_to(path: str, root: str) -> str:

@@ -106,13 +106,29 @@ def load_error(exc: OSError) -> ContainerError:
 
 
 def _key(seccomp: Mapping[str, Any]) -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id", "rb") as f:
-            boot = f.read().strip()
-    except OSError:
-        boot = b"unknown"
     text = jsonio.dumps(seccomp).encode()
-    return hex_digest("sha256", b"\0".join((text, os.uname().machine.encode(), boot, _LAYOUT)))
+    return hex_digest("sha256", b"\0".join((text, os.uname().machine.encode(), _boot_id(),
+                                            _LAYOUT)))
+
+
+def _boot_id() -> bytes:
+    if not _boot:
+        try:
+            with open("/proc/sys/kernel/random/boot_id", "rb") as f:
+                _boot.append(f.read().strip())
+        except OSError:
+            return b"unknown"
+    return _boot[0]
+
+
+_boot: list[bytes] = []  # this boot's id, once read
+
+
+def rehearse(seccomp: Mapping[str, Any]) -> None:
+    """Work out the cache key of ``seccomp`` and drop it: done ahead in a process that will
+    look a program up later (an init forked ahead of time, :mod:`berth.runtime.preforked`),
+    so that the lookup runs on warm code and pages."""
+    _key(seccomp)
 
 
 def _read_kept(path: str) -> bytes | None:

@@ -5,6 +5,11 @@ milliseconds of every ``berth run --rm``, for one ``rmtree``. :func:`remove_tree
 ``shutil.rmtree(path, ignore_errors=True)`` does with the same kind of walk (relative to
 directory fds, :func:`os.fwalk`, so a symlink inside the tree, even one swapped in meanwhile,
 is never followed) and nothing else.
+
+:func:`remove_tree_soon` is for a tree already out of the way (renamed into the store's trash):
+in a fork server's worker (:func:`defer_removals`), its removal waits for the command's end,
+where it runs beside the closing of the store's database (:mod:`berth.cli.forkworker`); in any
+other process it is removed at once.
 """
 
 from __future__ import annotations
@@ -35,6 +40,33 @@ def remove_tree(path: str) -> None:
         os.rmdir(path)
     except OSError:
         pass
+
+
+_deferred: list[str] | None = None  # trees whose removal waits for remove_deferred()
+
+
+def defer_removals() -> None:
+    """From here, :func:`remove_tree_soon` queues its trees for :func:`remove_deferred`."""
+    global _deferred
+    _deferred = []
+
+
+def remove_tree_soon(path: str) -> None:
+    """:func:`remove_tree` now, or with :func:`remove_deferred` once removals are deferred.
+    Only for a tree no one will look for (one moved into the trash, which a crash in between
+    leaves for the store's garbage collection)."""
+    if _deferred is None:
+        remove_tree(path)
+    else:
+        _deferred.append(path)
+
+
+def remove_deferred() -> None:
+    """Remove the queued trees; removals are made at once again from here."""
+    global _deferred
+    queued, _deferred = _deferred or [], None
+    for path in queued:
+        remove_tree(path)
 
 
 def _unlink(name: str, dir_fd: int) -> None:

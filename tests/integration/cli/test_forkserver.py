@@ -220,6 +220,21 @@ def test_the_store_is_let_go_of_when_the_client_returns(forkserver: ForkServer) 
         shutil.rmtree(mountpoint, ignore_errors=True)
 
 
+def test_a_served_run_rm_leaves_nothing_when_the_client_returns(forkserver: ForkServer,
+                                                                busybox: str) -> None:
+    """The worker removes the container's dir (moved into the trash) while the database
+    closes, but before the client is told the status: nothing of it is left by then."""
+    forkserver.start()
+    root = forkserver.cli.root
+    for _ in range(3):
+        result = forkserver.run("run", "--rm", "--network", "none", "busybox", "sh", "-c",
+                                "echo hi > /tmp/file; exit 4", env={"BERTH_TRACE": "1"})
+        assert result.returncode == 4, result.stderr
+        assert SERVED in result.stderr.decode()
+        assert os.listdir(os.path.join(root, "containers")) == []
+        assert os.listdir(os.path.join(root, "trash")) == []
+
+
 def test_a_served_run_gets_what_the_client_would_give_its_init(forkserver: ForkServer,
                                                               busybox: str) -> None:
     """The container's init was forked ahead by the spare (berth.runtime.preforked), before

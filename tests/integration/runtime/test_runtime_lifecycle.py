@@ -371,3 +371,50 @@ def test_state_json_on_disk_is_private(runtime: Runtime, bundle: BundleFactory) 
     with open(state_file) as f:
         assert json.load(f)["id"] == cid
     runtime.delete(cid)
+
+
+def test_create_with_start_runs_the_program_at_once(runtime: Runtime, bundle: BundleFactory,
+                                                    workdir: str) -> None:
+    """create(start=True), what the engine's run uses: no start call; the program's output
+    comes, the state says running once it returns, a second start is refused."""
+    log = os.path.join(workdir, "poststart")
+    spec = bundle.spec(["sh", "-c", "echo started; exec sleep 1000"])
+    spec["hooks"] = {"poststart": [{"path": "/bin/sh", "args": ["sh", "-c", f"cat > {log}"]}]}
+    path = bundle.write(spec)
+    cid = new_id()
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        record = runtime.create(cid, path, stdio=(0, write_end, write_end), start=True)
+        os.close(write_end)
+        write_end = -1
+        assert runtime.state(cid)["status"] == "running"
+        assert os.read(read_end, 100) == b"started\n"
+        with open(log) as f:
+            assert json.load(f)["pid"] == record.pid
+        with pytest.raises(ContainerStateConflict, match="running"):
+            runtime.start(cid)
+        runtime.kill(cid, signals.SIGKILL)
+        assert runtime.wait(cid) == 137
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+        os.close(read_end)
+        runtime.delete(cid, force=True)
+
+
+def test_create_with_start_takes_the_spec_it_is_given(runtime: Runtime,
+                                                      bundle: BundleFactory) -> None:
+    """The caller's spec is the one run (the launcher has just written it: no second read),
+    and it is checked as config.json would be."""
+    path = bundle(["sh", "-c", "exit 3"])
+    given = bundle.spec(["sh", "-c", "exit 7"])
+    cid = new_id()
+    try:
+        runtime.create(cid, path, stdio=(0, 1, 2), start=True, spec=given)
+        assert runtime.wait(cid) == 7
+    finally:
+        runtime.delete(cid, force=True)
+    del given["process"]["args"]
+    with pytest.raises(InvalidArgument, match="args"):
+        runtime.create(new_id(), path, stdio=(0, 1, 2), start=True, spec=given)
+    assert runtime.list_containers() == []

@@ -73,6 +73,24 @@ def test_last_cap_reads_proc(berth_tmp: Path) -> None:
     assert caps.last_cap(str(proc / "missing")) == caps.LAST_KNOWN_CAP
 
 
+def test_last_cap_is_read_once(berth_tmp: Path) -> None:
+    proc = berth_tmp / "berth-proc-once"
+    (proc / "sys" / "kernel").mkdir(parents=True)
+    (proc / "sys" / "kernel" / "cap_last_cap").write_text("38\n")
+    assert caps.last_cap(str(proc)) == 38
+    (proc / "sys" / "kernel" / "cap_last_cap").write_text("12\n")  # a kernel constant
+    assert caps.last_cap(str(proc)) == 38
+
+
+def test_rehearse_changes_no_capability() -> None:
+    """An init forked ahead rehearses apply_identity before its container comes: it must
+    keep every capability it has (it needs them for the container's setup)."""
+    before = caps.process_capabilities()
+    held = caps.mask_to_names(caps.capget()["permitted"])
+    caps.rehearse({kind: held[:3] for kind in caps.CAPABILITY_SETS})
+    assert caps.process_capabilities() == before
+
+
 def test_process_capabilities_parses_status(berth_tmp: Path) -> None:
     proc = berth_tmp / "berth-proc"
     (proc / "42").mkdir(parents=True)

@@ -32,3 +32,25 @@ def test_leaves_a_symlink_or_file_at_the_top_alone(tmp_path: Path) -> None:
     remove_tree(str(link))
     remove_tree(str(tmp_path / "missing"))
     assert link.is_symlink() and (target / "sub").is_dir()
+
+
+def test_removal_soon_waits_only_where_deferred(tmp_path: Path) -> None:
+    """A fork server's worker defers the trash's removal to its end (beside the database's
+    close); anywhere else remove_tree_soon removes at once."""
+    from berth.store import trees
+
+    first, second, third = (tmp_path / name for name in ("first", "second", "third"))
+    for tree in (first, second, third):
+        (tree / "sub").mkdir(parents=True)
+        (tree / "sub" / "f").write_text("x")
+    trees.remove_tree_soon(str(first))
+    assert not first.exists()
+    trees.defer_removals()
+    try:
+        trees.remove_tree_soon(str(second))
+        assert (second / "sub" / "f").exists()
+    finally:
+        trees.remove_deferred()
+    assert not second.exists()
+    trees.remove_tree_soon(str(third))  # at once again
+    assert not third.exists()
