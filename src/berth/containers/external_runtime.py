@@ -52,29 +52,6 @@ class ExternalRuntime:
         finally:
             os.unlink(log)
 
-    def create(
-        self,
-        container_id: str,
-        bundle: str,
-        *,
-        stdio: tuple[int, int, int],
-        console_socket: str | None,
-        while_setting_up: Callable[[int], None] | None = None,
-    ) -> int:
-        pid_file = os.path.join(bundle, "init.pid")
-        args = ["create", "--bundle", bundle, "--pid-file", pid_file]
-        if console_socket:
-            args += ["--console-socket", console_socket]
-        self._run(*args, container_id, stdio=stdio, what="create")
-        with open(pid_file) as f:
-            pid = int(f.read().strip())
-        if while_setting_up is not None:  # the runtime's command has finished by now
-            while_setting_up(pid)
-        return pid
-
-    def start(self, container_id: str) -> None:
-        self._run("start", container_id)
-
     def run(
         self,
         container_id: str,
@@ -85,10 +62,19 @@ class ExternalRuntime:
         console_socket: str | None,
         while_setting_up: Callable[[int], None] | None = None,
     ) -> int:
-        del spec  # the runtime reads the bundle's
-        pid = self.create(container_id, bundle, stdio=stdio, console_socket=console_socket,
-                          while_setting_up=while_setting_up)
-        self.start(container_id)
+        """``create``, then ``start`` (the runtime reads the bundle's config.json, not
+        ``spec``)."""
+        del spec
+        pid_file = os.path.join(bundle, "init.pid")
+        args = ["create", "--bundle", bundle, "--pid-file", pid_file]
+        if console_socket:
+            args += ["--console-socket", console_socket]
+        self._run(*args, container_id, stdio=stdio, what="create")
+        with open(pid_file) as f:
+            pid = int(f.read().strip())
+        if while_setting_up is not None:  # the runtime's command has finished by now
+            while_setting_up(pid)
+        self._run("start", container_id)
         return pid
 
     def kill(self, container_id: str, signum: int) -> None:

@@ -19,21 +19,6 @@ if TYPE_CHECKING:
     class ContainerRuntime(Protocol):
         name: str
 
-        def create(
-            self,
-            container_id: str,
-            bundle: str,
-            *,
-            stdio: tuple[int, int, int],
-            console_socket: str | None,
-            while_setting_up: Callable[[int], None] | None = None,
-        ) -> int:
-            """Create the container; its init's pid. ``while_setting_up(pid)`` is called
-            once the init runs, while it sets the container up if the runtime can (else
-            once it is created)."""
-
-        def start(self, container_id: str) -> None: ...
-
         def run(
             self,
             container_id: str,
@@ -44,8 +29,9 @@ if TYPE_CHECKING:
             console_socket: str | None,
             while_setting_up: Callable[[int], None] | None = None,
         ) -> int:
-            """``create`` and ``start`` in one; ``spec`` is the bundle's config.json as
-            written."""
+            """Create and start the container (``spec`` is the bundle's config.json as
+            written); its init's pid. ``while_setting_up(pid)`` is called once the init runs,
+            while it sets the container up if the runtime can (else once it is created)."""
 
         def kill(self, container_id: str, signum: int) -> None: ...
 
@@ -100,24 +86,6 @@ class BerthRuntime:
         from berth.runtime.container import Runtime
 
         self.runtime = Runtime(state_root)
-
-    def create(
-        self,
-        container_id: str,
-        bundle: str,
-        *,
-        stdio: tuple[int, int, int],
-        console_socket: str | None,
-        while_setting_up: Callable[[int], None] | None = None,
-    ) -> int:
-        record = self.runtime.create(
-            container_id, bundle, stdio=stdio, console_socket=console_socket,
-            while_setting_up=while_setting_up,
-        )
-        return int(record.pid)
-
-    def start(self, container_id: str) -> None:
-        self.runtime.start(container_id)
 
     def run(
         self,

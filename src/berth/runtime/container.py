@@ -122,6 +122,12 @@ class Runtime:
         start comes after the create, as from :meth:`start` (the pty is wired up first).
         ``spec``: the bundle's ``config.json`` as the caller has just written it (it is not
         read again; it is checked all the same)."""
+        bundle = os.path.abspath(bundle)
+        if spec is None:
+            spec = load_bundle_spec(bundle)
+        else:
+            check_spec(spec, where=os.path.join(bundle, "config.json"))
+        queue_start = start and not (spec.get("process") or {}).get("terminal")
         record, channel, _ = self._create(
             container_id,
             bundle,
@@ -132,14 +138,14 @@ class Runtime:
             no_new_keyring=no_new_keyring,
             preserve_fds=preserve_fds,
             while_setting_up=while_setting_up,
-            start_at_once=start,
+            start_at_once=queue_start,
             spec=spec,
         )
         channel.close()
-        if start and _has_terminal(record.spec):
-            self.start(container_id)
-        elif start:
+        if queue_start:
             self._started(record, StateDir(self.root, container_id))
+        elif start:
+            self.start(container_id)
         return record
 
     def _create(
@@ -159,12 +165,11 @@ class Runtime:
         spec: dict[str, Any] | None = None,
     ) -> tuple[ContainerRecord, Channel, socket_module.socket | None]:
         """``create``; also returns the channel to the init and, with ``own_console``, the
-        socket on which the pty master arrives. ``start_at_once``: see ``create(start=)``."""
+        socket on which the pty master arrives. ``spec``: the bundle's, checked (else read
+        from it). ``start_at_once``: the start is queued (``create(start=)``, no terminal)."""
         bundle = os.path.abspath(bundle)
         if spec is None:
             spec = load_bundle_spec(bundle)
-        else:
-            check_spec(spec, where=os.path.join(bundle, "config.json"))
         proc = spec.get("process")
         if not proc:
             raise InvalidArgument(
@@ -202,7 +207,7 @@ class Runtime:
                 sockets.append(sock)
             fifo_fd = os.open(state_dir.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             to_close.append(fifo_fd)
-            if start_at_once and not terminal:  # in the fifo until the init, ready, reads it
+            if start_at_once:  # in the fifo until the init, once ready, reads it
                 _write_start(state_dir.fifo)
             child = dict(
                 container_id=container_id, bundle=bundle, rootfs=rootfs, stdio=stdio,
@@ -341,11 +346,7 @@ class Runtime:
     def _abandon(self, pid: int, manager: CgroupManager | None, state_dir: StateDir) -> None:
         """Undo a failed create: kill the init, remove its cgroup and state."""
         if pid > 0:
-            try:
-                os.kill(pid, signals.SIGKILL)
-            except ProcessLookupError:
-                pass
-            _reap(pid)
+            _kill_and_reap(pid)
         if manager is not None:
             try:
                 manager.destroy()
@@ -818,10 +819,6 @@ def _start_proxy(sock: socket_module.socket, stdio: tuple[int, int, int] | None)
     proxy = console.TtyProxy(master, stdin, stdout)
     proxy.start()
     return proxy
-
-
-def _has_terminal(spec: dict[str, Any]) -> bool:
-    return bool((spec.get("process") or {}).get("terminal"))
 
 
 def _write_start(fifo: str) -> None:

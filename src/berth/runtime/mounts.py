@@ -542,29 +542,12 @@ def _mount_cgroup(root_fd: int, dest: str, options: MountOptions, ctx: MountCont
             name = os.path.basename(mountpoint.rstrip("/"))
             if not name or name in (".", ".."):
                 continue
-            source = mountpoint + _relative_to(own, hierarchy_root)
-            remount = (flags & _REMOUNT_FLAGS) | MS_RDONLY
             try:
                 os.mkdir(name, 0o755, dir_fd=tmpfs)
-            except FileExistsError:  # (a symlink made for an earlier hierarchy, say)
-                sub = os.path.join(dest, name)
-                fd = make_in_root(root_fd, sub, True)
-                try:
-                    syscalls.mount(source, _fd_path(fd), None, MS_BIND | MS_REC, None)
-                finally:
-                    os.close(fd)
-                _adjust(root_fd, sub, remount, [])
-            else:
-                fd = os.open(name, _OPEN_ENTRY, dir_fd=tmpfs)
-                try:
-                    syscalls.mount(source, _fd_path(fd), None, MS_BIND | MS_REC, None)
-                finally:
-                    os.close(fd)
-                fd = os.open(name, _OPEN_ENTRY, dir_fd=tmpfs)  # the bind mount, now
-                try:
-                    _remount_bind(_fd_path(fd), remount)
-                finally:
-                    os.close(fd)
+            except FileExistsError:  # the host mounts this one twice (or it has a symlink
+                continue  # of an earlier one's name): bound once, as runc does
+            source = mountpoint + _relative_to(own, hierarchy_root)
+            _bind_entry(tmpfs, name, source, (flags & _REMOUNT_FLAGS) | MS_RDONLY)
             if "," in name:
                 # e.g. cpu,cpuacct mounted together: cpu -> cpu,cpuacct, cpuacct -> cpu,cpuacct
                 for part in name.split(","):
@@ -576,7 +559,22 @@ def _mount_cgroup(root_fd: int, dest: str, options: MountOptions, ctx: MountCont
         os.close(tmpfs)
 
 
-_OPEN_ENTRY = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+def _bind_entry(parent: int, name: str, source: str, remount_flags: int) -> None:
+    """Bind ``source`` on the directory ``name`` of ``parent`` (a tmpfs of the runtime's own),
+    then give the bind ``remount_flags``."""
+    fd = os.open(name, _ENTRY, dir_fd=parent)
+    try:
+        syscalls.mount(source, _fd_path(fd), None, MS_BIND | MS_REC, None)
+    finally:
+        os.close(fd)
+    fd = os.open(name, _ENTRY, dir_fd=parent)  # the bind mount, now
+    try:
+        _remount_bind(_fd_path(fd), remount_flags)
+    finally:
+        os.close(fd)
+
+
+_ENTRY = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _relative_to(path: str, root: str) -> str:
