@@ -53,21 +53,29 @@ def _berth_host_state() -> set[str]:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    from berth.cli.forkclient import running_servers
+    """The suite's ``berth`` commands get a fork server of their own, in a directory of the
+    suite's (``BERTH_FORKSERVER_DIR``), rather than the host's default one (/run/berth)."""
+    from berth.cli.forkclient import DIR_ENV
 
     session.config.stash[_HOST_STATE] = _berth_host_state()
-    session.config.stash[_FORKSERVERS] = set(running_servers())
+    if not os.environ.get(DIR_ENV):
+        directory = tempfile.mkdtemp(prefix="berth-test-forkserver-", dir="/run")
+        os.environ[DIR_ENV] = directory
+        session.config.stash[_FORKSERVER_DIR] = directory
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The host after the suite is as it was before: any table, link or cgroup of berth's
-    left behind fails the run (and is removed, so the next run starts clean). A fork server
-    the suite's commands started is ended (by its pid)."""
+    left behind fails the run (and is removed, so the next run starts clean). The fork server
+    the suite's commands started is ended (by its pid), and its directory removed."""
     from berth.cli.forkclient import running_servers
 
-    for server in set(running_servers()) - session.config.stash.get(_FORKSERVERS, set()):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(server, signal.SIGTERM)
+    directory = session.config.stash.get(_FORKSERVER_DIR, None)
+    if directory is not None:
+        for server in running_servers(directory):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(server, signal.SIGTERM)
+        shutil.rmtree(directory, ignore_errors=True)
     before = session.config.stash.get(_HOST_STATE, None)
     if before is None:
         return
@@ -92,7 +100,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 CGROUPS = "/sys/fs/cgroup"
 _HOST_STATE = pytest.StashKey[set[str]]()
-_FORKSERVERS = pytest.StashKey[set[int]]()
+_FORKSERVER_DIR = pytest.StashKey[str]()
 
 
 def _dev_null_is_a_device() -> bool:

@@ -318,6 +318,9 @@ class Server:
         os.sched_setscheduler(0, policy, param)
         while True:
             conn, _ = self.listener.accept()
+            # a command that comes after the warm-up's two seconds (a quiet host) warms the
+            # lock again from here, ~2 ms before a `berth run`'s handler would
+            warm.start()
             request = self._admit(conn)
             if request is None:
                 continue

@@ -81,3 +81,23 @@ def test_stops_by_itself_after_its_limit() -> None:
         """
     )
     assert out.split() == ["ended"]
+
+
+def test_starts_again_once_it_stopped_by_itself() -> None:
+    """A fork server's spare starts it when forked; a command that comes after its limit
+    (a quiet host) starts it again for its own container (berth run's handler does)."""
+    out = _run(
+        """
+        warm.LIMIT = 0.1
+        alone = threads()
+        warm.start()
+        wait_for(lambda: threads() == alone + 1)
+        wait_for(lambda: threads() == alone)
+        warm.start()
+        wait_for(lambda: threads() == alone + 1)
+        warm.stop()
+        wait_for(lambda: threads() == alone)
+        print("restarted")
+        """
+    )
+    assert out.split() == ["restarted"]

@@ -10,10 +10,12 @@ So while berth prepares a container (mounting its rootfs, writing its spec), a t
 same process writes its own pid into its own cgroup every few milliseconds, a move that moves
 nothing: the grace period passes in the background, and the real move of the container's init
 finds the lock warm. The thread stops when told (once the init has joined) or after two
-seconds, whichever comes first.
+seconds, whichever comes first; a later :func:`start` starts it again.
 
 The fork server's spare (``berth.cli.forkserver``) starts it as soon as it is forked, so that
-for a command it serves the grace period has passed before the command even arrives.
+for a command it serves the grace period has passed before the command even arrives, and
+again when a connection comes after those two seconds (a quiet host): the grace period then
+passes while the command is read and its container prepared.
 
 ``BERTH_NO_WARM=1`` in the environment turns it off (``bench/bench_run.py`` measures both).
 Only ``_thread`` is used (not ``threading``, which costs a millisecond or two to import on
@@ -83,7 +85,13 @@ def own_procs_file() -> str | None:
 
 
 def _keep_warm(path: str, flag: list[bool]) -> None:
-    deadline = time.monotonic() + LIMIT
+    try:
+        _write_until(path, flag, time.monotonic() + LIMIT)
+    finally:
+        flag[0] = False  # done: a later start() starts again (a stop() meanwhile changes nothing)
+
+
+def _write_until(path: str, flag: list[bool], deadline: float) -> None:
     pid = str(os.getpid()).encode()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
