@@ -1,7 +1,8 @@
 """``berth run --rm --network none busybox true`` side by side with the peers, in one run
 (issue 3's numbers), and the cost of the default bridge against podman's (issue 6's).
 
-    .venv/bin/python bench/bench_run.py [--runs 30] [--trace-runs 15] [--no-bridge]
+    .venv/bin/python bench/bench_run.py [--runs 30] [--quiet-runs 12] [--trace-runs 15]
+                                        [--no-bridge]
 
 1. Interleaved, fresh processes, ``--runs`` rounds (one warm-up round first):
    - ``berth run --rm --network none busybox true`` (the virtual environment's ``berth``: the
@@ -26,11 +27,24 @@
    fork server runs, only the client's, since the worker is not its child), ratios berth/runc,
    berth/crun and berth/podman, and the targets (berth no slower than runc; at most a fifth of
    podman).
-2. Where berth's time goes, with and without the fork server: ``--trace-runs`` more runs each
+   Throughout, a thread of the benchmark keeps the kernel's cgroup-migration lock warm (it
+   writes its own pid into its own cgroup every 3 ms, as ``berth.runtime.cgroups.warm`` does):
+   a process that joins a cgroup when nobody has for a while first waits for an RCU grace
+   period (7-25 ms here), and without the thread, berth's own warm-up (its fork server's spare
+   keeps the lock warm for two seconds, and the commands follow each other closely) would warm
+   it for the peers' runs that follow berth's, and not for all of them alike. So this part
+   compares the engines on a busy host, where the lock is always warm.
+2. The same on a quiet host: ``berth``, ``runc``, ``crun`` and ``podman`` (the first rows of
+   part 1), interleaved, ``--quiet-runs`` rounds, each run after 2.5 s with no cgroup joined
+   (longer than berth's warm-up lasts, and than a grace period): each pays the grace period as
+   it would on its own, and takes off what its own design takes off (berth's warm-up while
+   it prepares the container). This is how issue 3's own measurements were taken (``runc
+   run`` 39 ms, ``crun run`` 21 ms).
+3. Where berth's time goes, with and without the fork server: ``--trace-runs`` more runs each
    with ``BERTH_TRACE=1``
    (``berth.trace``); the median of each checkpoint's delta, plus the client's start (spawn
    to the first checkpoint) and its exit (the last checkpoint to the parent's ``wait``).
-3. The default bridge: ``berth run --rm busybox true`` vs ``--network none`` (interleaved), and
+4. The default bridge: ``berth run --rm busybox true`` vs ``--network none`` (interleaved), and
    podman's bridge vs its ``--network none``; both engines run inside one network namespace of
    the benchmark's own (``nsenter``), so their bridges and firewall rules never touch the host
    and the host's own rules (or other stores' tables) do not weigh on them (the fork server
@@ -55,6 +69,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -341,15 +356,71 @@ def interleaved(setup: Setup, cmds: dict[str, list[str]], runs: int) -> dict[str
     return samples
 
 
+QUIET_PAUSE = 2.5  # seconds before each run of part 2: past berth's warm-up (2 s) and a
+# grace period
+QUIET_ROWS = ("berth run --rm --network none", "runc run", "crun run",
+              "podman run --rm --network none")
+
+
+class LockKeptWarm:
+    """While entered: a thread writes this process's pid into its own cgroup every 3 ms, so
+    that no run finds the kernel's cgroup-migration lock cold (see part 1 of the module doc)."""
+
+    def __init__(self) -> None:
+        from berth.runtime.cgroups import warm
+
+        path = warm.own_procs_file()
+        if path is None:
+            raise RuntimeError("cannot find this process's cgroup.procs to keep the lock warm")
+        self.path = path
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._keep, daemon=True)
+
+    def _keep(self) -> None:
+        pid = str(os.getpid()).encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            while not self.done.wait(0.003):
+                os.write(fd, pid)
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> LockKeptWarm:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+
+def on_a_quiet_host(setup: Setup, cmds: dict[str, list[str]], runs: int) -> dict[str, list[float]]:
+    """Part 2: the main rows, interleaved, each run after :data:`QUIET_PAUSE` idle seconds."""
+    samples: dict[str, list[float]] = {name: [] for name in QUIET_ROWS}
+    names = list(QUIET_ROWS)
+    for i in range(runs + 1):
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            env = setup.env if BERTH in cmds[name] else ENV
+            time.sleep(QUIET_PAUSE)
+            elapsed, _ = run_once(cmds[name], env, i)
+            if i:
+                samples[name].append(elapsed)
+    return samples
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:7.1f} ms"
 
 
-def report(title: str, results: dict[str, list[float]]) -> dict[str, float]:
+def report(title: str, results: dict[str, list[float]], *, cpu_shown: bool = True
+           ) -> dict[str, float]:
+    """Print each command's median (and its CPU time, from part 1's runs); the medians."""
     print(f"\n== {title}")
     medians = {name: statistics.median(values) for name, values in results.items()}
     for name, values in results.items():
-        cpu = f"  CPU {ms(statistics.median(CPU[name])).strip()}" if name in CPU else ""
+        cpu = f"  CPU {ms(statistics.median(CPU[name])).strip()}" \
+            if cpu_shown and name in CPU else ""
         print(
             f"  {name:<36} median {ms(medians[name])}  (min {ms(min(values)).strip()}, "
             f"n={len(values)}){cpu}"
@@ -364,15 +435,20 @@ def report_targets(medians: dict[str, float]) -> None:
         report_ratios(label, medians[name], medians)
 
 
+PEERS = (
+    ("runc run", 1.0),
+    ("crun run", None),
+    ("runc run (host netns)", None),
+    ("runc run (berth's config.json)", None),
+    ("podman run --rm --network none", 0.2),
+)
+
+
 def report_ratios(label: str, berth: float, medians: dict[str, float]) -> None:
     print(f"\n== ratios (berth run --rm --network none busybox true{label})")
-    for peer, target in (
-        ("runc run", 1.0),
-        ("crun run", None),
-        ("runc run (host netns)", None),
-        ("runc run (berth's config.json)", None),
-        ("podman run --rm --network none", 0.2),
-    ):
+    for peer, target in PEERS:
+        if peer not in medians:
+            continue
         ratio = berth / medians[peer]
         goal = (
             ""
@@ -416,7 +492,7 @@ def trace_phases(setup: Setup, runs: int, forkserver: bool) -> None:
         rows.setdefault("client exit (to the parent's wait)", []).append(end - previous)
     how = "through the fork server" if forkserver else "no fork server"
     print(
-        f"\n== where berth's time goes, {how} (BERTH_TRACE=1, median of {runs} fresh runs; "
+        f"\n== 3. where berth's time goes, {how} (BERTH_TRACE=1, median of {runs} fresh runs; "
         f"each line: time since the previous checkpoint)"
     )
     total = 0.0
@@ -429,7 +505,7 @@ def trace_phases(setup: Setup, runs: int, forkserver: bool) -> None:
 
 
 def report_bridge(results: dict[str, list[float]]) -> None:
-    medians = report("the default bridge vs --network none (interleaved)", results)
+    medians = report("4. the default bridge vs --network none (interleaved)", results)
     berth_extra = medians["berth bridge (own netns)"] - medians["berth --network none (own netns)"]
     podman_extra = (
         medians["podman bridge (own netns)"] - medians["podman --network none (own netns)"]
@@ -485,6 +561,7 @@ def unmount_under(directory: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--quiet-runs", type=int, default=12)
     parser.add_argument("--trace-runs", type=int, default=15)
     parser.add_argument("--no-bridge", action="store_true")
     options = parser.parse_args()
@@ -497,9 +574,18 @@ def main() -> int:
     setup = Setup(tempfile.mkdtemp(prefix="berth-bench-run-", dir="/var/tmp"))
     try:
         prepare(setup)
-        results = interleaved(setup, main_commands(setup), options.runs)
-        medians = report("one container running `true`, fresh process each (interleaved)", results)
+        commands = main_commands(setup)
+        with LockKeptWarm():
+            results = interleaved(setup, commands, options.runs)
+        medians = report("1. one container running `true`, fresh process each (interleaved; "
+                         "a busy host: the cgroup lock kept warm)", results)
         report_targets(medians)
+        if options.quiet_runs:
+            quiet_results = on_a_quiet_host(setup, commands, options.quiet_runs)
+            quiet_medians = report(f"2. the same on a quiet host ({QUIET_PAUSE} s idle before "
+                                   "each run)", quiet_results, cpu_shown=False)
+            report_ratios(", quiet host", quiet_medians["berth run --rm --network none"],
+                          quiet_medians)
         if options.trace_runs:
             trace_phases(setup, options.trace_runs, forkserver=True)
             trace_phases(setup, options.trace_runs, forkserver=False)
@@ -508,7 +594,8 @@ def main() -> int:
                 pass
             quiet(["unshare", f"--net={setup.netns}", "true"])
             setup.netns_made = True
-            report_bridge(interleaved(setup, bridge_commands(setup), options.runs))
+            with LockKeptWarm():
+                report_bridge(interleaved(setup, bridge_commands(setup), options.runs))
     finally:
         cleanup(setup, forward)
     return 0
