@@ -38,8 +38,8 @@
    part 1), interleaved, ``--quiet-runs`` rounds, each run after 2.5 s with no cgroup joined
    (longer than berth's warm-up lasts, and than a grace period): each pays the grace period as
    it would on its own, and takes off what its own design takes off (berth's warm-up while
-   it prepares the container). This is how issue 3's own measurements were taken (``runc
-   run`` 39 ms, ``crun run`` 21 ms).
+   it prepares the container). Issue 3's own figure for ``runc run`` (39 ms) is a quiet-host
+   one (here: 32-42 ms quiet, 20-27 ms warm).
 3. Where berth's time goes, with and without the fork server: ``--trace-runs`` more runs each
    with ``BERTH_TRACE=1``
    (``berth.trace``); the median of each checkpoint's delta, plus the client's start (spawn
