@@ -341,14 +341,17 @@ def run_once(cmd: list[str], env: dict[str, str], round_id: int) -> tuple[float,
 CPU: dict[str, list[float]] = {}  # CPU seconds of each command's runs, beside the wall clock
 
 
-def interleaved(setup: Setup, cmds: dict[str, list[str]], runs: int) -> dict[str, list[float]]:
-    """Each command once per round, the order rotated every round; round 0 warms up."""
+def interleaved(setup: Setup, cmds: dict[str, list[str]], runs: int, *, pause: float = 0.0
+                ) -> dict[str, list[float]]:
+    """Each command once per round, the order rotated every round; round 0 warms up.
+    ``pause``: idle seconds before each run."""
     samples: dict[str, list[float]] = {name: [] for name in cmds}
     names = list(cmds)
     for i in range(runs + 1):
         shift = i % len(names)
         for name in names[shift:] + names[:shift]:
             env = setup.env if {BERTH, BERTH_PYTHON_LAUNCHER} & set(cmds[name]) else ENV
+            time.sleep(pause)
             elapsed, cpu = run_once(cmds[name], env, i)
             if i:
                 samples[name].append(elapsed)
@@ -363,8 +366,9 @@ QUIET_ROWS = ("berth run --rm --network none", "runc run", "crun run",
 
 
 class LockKeptWarm:
-    """While entered: a thread writes this process's pid into its own cgroup every 3 ms, so
-    that no run finds the kernel's cgroup-migration lock cold (see part 1 of the module doc)."""
+    """While entered: a thread writes this process's pid into its own cgroup every 3 ms
+    (berth's own warm-up loop, with no deadline), so that no run finds the kernel's
+    cgroup-migration lock cold (see part 1 of the module doc)."""
 
     def __init__(self) -> None:
         from berth.runtime.cgroups import warm
@@ -372,41 +376,17 @@ class LockKeptWarm:
         path = warm.own_procs_file()
         if path is None:
             raise RuntimeError("cannot find this process's cgroup.procs to keep the lock warm")
-        self.path = path
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._keep, daemon=True)
-
-    def _keep(self) -> None:
-        pid = str(os.getpid()).encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            while not self.done.wait(0.003):
-                os.write(fd, pid)
-        finally:
-            os.close(fd)
+        self.flag = [True]
+        self.thread = threading.Thread(target=warm.write_until,
+                                       args=(path, self.flag, float("inf")), daemon=True)
 
     def __enter__(self) -> LockKeptWarm:
         self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.done.set()
+        self.flag[0] = False
         self.thread.join()
-
-
-def on_a_quiet_host(setup: Setup, cmds: dict[str, list[str]], runs: int) -> dict[str, list[float]]:
-    """Part 2: the main rows, interleaved, each run after :data:`QUIET_PAUSE` idle seconds."""
-    samples: dict[str, list[float]] = {name: [] for name in QUIET_ROWS}
-    names = list(QUIET_ROWS)
-    for i in range(runs + 1):
-        shift = i % len(names)
-        for name in names[shift:] + names[:shift]:
-            env = setup.env if BERTH in cmds[name] else ENV
-            time.sleep(QUIET_PAUSE)
-            elapsed, _ = run_once(cmds[name], env, i)
-            if i:
-                samples[name].append(elapsed)
-    return samples
 
 
 def ms(seconds: float) -> str:
@@ -581,7 +561,9 @@ def main() -> int:
                          "a busy host: the cgroup lock kept warm)", results)
         report_targets(medians)
         if options.quiet_runs:
-            quiet_results = on_a_quiet_host(setup, commands, options.quiet_runs)
+            quiet_results = interleaved(
+                setup, {name: commands[name] for name in QUIET_ROWS}, options.quiet_runs,
+                pause=QUIET_PAUSE)
             quiet_medians = report(f"2. the same on a quiet host ({QUIET_PAUSE} s idle before "
                                    "each run)", quiet_results, cpu_shown=False)
             report_ratios(", quiet host", quiet_medians["berth run --rm --network none"],

@@ -1,9 +1,9 @@
 """Copy a forked process's private memory ahead of time, while it waits for work.
 
-A process forked from a big one (a fork server's spare, an init forked ahead of time) shares
-every page with its parent until it writes to it; the first write copies the page (a
-copy-on-write fault). A Python process writes to most pages it touches (reference counts), so
-a command run in the fork pays ~1,000 faults as it goes. :func:`copy_private_memory` takes
+A process forked from a big one (a fork server's spare) shares every page with its parent
+until it writes to it; the first write copies the page (a copy-on-write fault). A Python
+process writes to most pages it touches (reference counts), so a command run in the fork pays
+~1,000 faults as it goes. :func:`copy_private_memory` takes
 those faults up front (``MADV_POPULATE_WRITE``, Linux 5.14 and later), a megabyte at a time,
 and stops as soon as ``stop_fd`` is readable: the work has come, and it copies what it touches
 itself from then on.

@@ -86,12 +86,15 @@ def own_procs_file() -> str | None:
 
 def _keep_warm(path: str, flag: list[bool]) -> None:
     try:
-        _write_until(path, flag, time.monotonic() + LIMIT)
+        write_until(path, flag, time.monotonic() + LIMIT)
     finally:
         flag[0] = False  # done: a later start() starts again (a stop() meanwhile changes nothing)
 
 
-def _write_until(path: str, flag: list[bool], deadline: float) -> None:
+def write_until(path: str, flag: list[bool], deadline: float) -> None:
+    """Write this process's pid into ``path`` (its own ``cgroup.procs``) every
+    :data:`INTERVAL` while ``flag[0]`` is true, until ``deadline`` (``time.monotonic()``);
+    the loop of :func:`start`'s thread (``bench/bench_run.py`` runs it with no deadline)."""
     pid = str(os.getpid()).encode()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
