@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 class ExternalRuntime:
     """A runc-compatible binary driven by its command line."""
 
+    reads_bundle = True
+
     def __init__(self, binary: str, state_root: str) -> None:
         self.binary = binary
         self.name = os.path.basename(binary)

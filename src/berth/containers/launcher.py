@@ -72,9 +72,20 @@ class Launcher:
     # ----------------------------------------------------------------- start
 
     def start(
-        self, container_id: str, *, stdio: tuple[int, int, int], console_socket: str | None = None
+        self,
+        container_id: str,
+        *,
+        stdio: tuple[int, int, int],
+        console_socket: str | None = None,
+        record: ContainerRecord | None = None,
+        running_extra: dict[str, Any] | None = None,
     ) -> Started:
-        record = self.records.get(container_id)
+        """Start the container; its pid. ``record``: the container's, as the caller has just
+        read it (else it is read here). ``running_extra``: fields of the record's ``extra``
+        written in the same transaction as its "running" state."""
+        if record is None or record.id != container_id:
+            record = self.records.get(container_id)
+        running_extra = dict(running_extra or {})
         if record.running and record.status != "restarting":
             raise ContainerStateConflict(f"container {record.short_id} is already running")
         dirs = self.rootfs_dirs(container_id)
@@ -87,12 +98,11 @@ class Launcher:
             mount_rootfs(self.store, record.top_chain, dirs, volatile=volatile)
             mounted = True
             trace.mark("rootfs mounted")
-            spec = self._prepare(record, dirs.merged)
+            spec = self._prepare(record, dirs.merged, running_extra)
             trace.mark("spec built")
             bundle = self.bundle_dir(container_id)
-            os.makedirs(bundle, exist_ok=True)
-            with open(os.path.join(bundle, "config.json"), "w") as f:
-                f.write(jsonio.dumps(spec))
+            if runtime.reads_bundle:
+                _write_bundle(bundle, spec)
             runtime.delete(container_id)  # a leftover of a crashed berth, if any
             trace.mark("bundle written")
             pid_start = 0
@@ -100,21 +110,26 @@ class Launcher:
             def record_running(pid: int) -> None:
                 # while the runtime's init sets the container up (see ContainerRuntime)
                 nonlocal pid_start
+                if not runtime.reads_bundle:  # for `inspect`, hooks and the user
+                    _write_bundle(bundle, spec)
                 pid_start = _pid_start(pid)
-                self.records.update_state(
-                    container_id,
-                    Status="running",
-                    Running=True,
-                    Paused=False,
-                    Restarting=False,
-                    OOMKilled=False,
-                    Dead=False,
-                    Pid=pid,
-                    ExitCode=0,
-                    Error="",
-                    StartedAt=now_rfc3339(),
-                    PidStart=pid_start,
-                )
+                with self.store.db.write():
+                    self.records.update_state(
+                        container_id,
+                        Status="running",
+                        Running=True,
+                        Paused=False,
+                        Restarting=False,
+                        OOMKilled=False,
+                        Dead=False,
+                        Pid=pid,
+                        ExitCode=0,
+                        Error="",
+                        StartedAt=now_rfc3339(),
+                        PidStart=pid_start,
+                    )
+                    if running_extra:
+                        self.records.update_extra(container_id, **running_extra)
                 trace.mark("running recorded")
 
             created = True  # or half-made, if this fails: the delete below finds out
@@ -147,7 +162,9 @@ class Launcher:
                 )
             raise
 
-    def _prepare(self, record: ContainerRecord, rootfs: str) -> dict[str, Any]:
+    def _prepare(
+        self, record: ContainerRecord, rootfs: str, running_extra: dict[str, Any]
+    ) -> dict[str, Any]:
         mounts = list(record.extra.get("Mounts") or [])
         for mount in mounts:
             if mount["Type"] == "volume" and not mount.get("NoCopy"):
@@ -158,7 +175,7 @@ class Launcher:
             list(record.host_config.get("GroupAdd") or []),
         )
         container_dir = self.records.dir(record.id)
-        netns = self._network(record, container_dir)
+        netns = self._network(record, container_dir, running_extra)
         inputs = SpecInputs(
             rootfs=rootfs,
             user=user,
@@ -170,15 +187,18 @@ class Launcher:
         )
         return build_spec(record.config, record.host_config, record.extra, inputs)
 
-    def _network(self, record: ContainerRecord, container_dir: str) -> str | None:
+    def _network(
+        self, record: ContainerRecord, container_dir: str, running_extra: dict[str, Any]
+    ) -> str | None:
         """Set up the container's network; returns the netns to join (None: a new one, or
         the host's with --network host). ``--network none`` without published ports needs no
-        network manager: the runtime makes an empty namespace."""
+        network manager: the runtime makes an empty namespace (and its settings are recorded
+        with the running state, in ``running_extra``: nothing looks them up before)."""
         host = record.host_config
         mode = str(host.get("NetworkMode") or "bridge")
         if mode == "none" and not host.get("PublishRaw") and not host.get("PublishAllPorts"):
             write_etc_files(container_dir, record.config, host)
-            self.records.update_extra(record.id, NetworkSettings=_network_settings(None))
+            running_extra["NetworkSettings"] = _network_settings(None)
             return None
         from berth.network import DnsSettings, EndpointRequest, NetworkManager
         from berth.network.ports import parse_publish_all, publish_all
@@ -403,6 +423,12 @@ class Launcher:
                         self.volumes.remove(name)
         if _image_gone(self.store, record):  # rmi -f left its layers to this container
             self.store.collect_garbage()
+
+
+def _write_bundle(bundle: str, spec: dict[str, Any]) -> None:
+    os.makedirs(bundle, exist_ok=True)
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        f.write(jsonio.dumps(spec))
 
 
 def _network_settings(network: Any) -> dict[str, Any]:

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
     class ContainerRuntime(Protocol):
         name: str
+        # whether ``run`` reads the bundle's config.json (else the caller may write it in
+        # ``while_setting_up``, off the critical path)
+        reads_bundle: bool
 
         def run(
             self,
@@ -29,9 +32,10 @@ if TYPE_CHECKING:
             console_socket: str | None,
             while_setting_up: Callable[[int], None] | None = None,
         ) -> int:
-            """Create and start the container (``spec`` is the bundle's config.json as
-            written); its init's pid. ``while_setting_up(pid)`` is called once the init runs,
-            while it sets the container up if the runtime can (else once it is created)."""
+            """Create and start the container (``spec``: the bundle's config.json, written
+            already if ``reads_bundle``); its init's pid. ``while_setting_up(pid)`` is called
+            once the init runs, while it sets the container up if the runtime can (else once
+            it is created), and before any hook runs."""
 
         def kill(self, container_id: str, signum: int) -> None: ...
 
@@ -81,6 +85,7 @@ class BerthRuntime:
     """berth's own runtime, called in this process (no interpreter is started)."""
 
     name = "berth"
+    reads_bundle = False  # it is handed the spec
 
     def __init__(self, state_root: str) -> None:
         from berth.runtime.container import Runtime

@@ -334,8 +334,11 @@ class ContainerCollection:
             if options.pull == "always":
                 found = self._pull(options.image)
         trace.mark("image found")
-        record = create_container(self.engine.store, options, found.record, found.config.config)
-        _event(self, "create", record)
+        with self.engine.store.db.write():  # the record and its event: one transaction
+            record = create_container(
+                self.engine.store, options, found.record, found.config.config
+            )
+            _event(self, "create", record)
         return Container(self, record)
 
     def _pull(self, name: str) -> Image:
@@ -429,7 +432,6 @@ class ContainerCollection:
 
             log_config = record.host_config.get("LogConfig")
             writer = writer_for(self.records.log_path(record.id), log_config)
-        self.records.update_extra(record.id, Supervised=False)
         old_handlers = _proxy_signals(launcher, record.id) if sig_proxy else {}
         external = (record.host_config.get("Runtime") or "berth") != "berth"
         if external:  # runc/crun leave the init to the nearest subreaper: be it
@@ -437,7 +439,10 @@ class ContainerCollection:
 
             prctl(PR_SET_CHILD_SUBREAPER, 1)
         try:
-            started = launcher.start(record.id, stdio=stdio, console_socket=console_socket)
+            started = launcher.start(  # a CLI's container, not the supervisor's (any more)
+                record.id, stdio=stdio, console_socket=console_socket, record=record,
+                running_extra={"Supervised": False},
+            )
         except BaseException:
             _restore_signals(old_handlers)
             for fd in (pipes or {}).values():
