@@ -44,6 +44,12 @@ from berth.runtime import cgroups, prefault, preforked, syscalls
 from berth.runtime.cgroups import warm
 
 IDLE_SECONDS = 120.0
+# When the next spare is forked (see Server._on_control): a command that comes after the
+# server has been idle this long is taken to be a lone one, and the next spare waits for its
+# end (or for a connection, or for SPARE_WAIT_SECONDS); commands that come closer together
+# (a script) each have the next spare forked at once.
+LONE_AFTER_SECONDS = 0.1
+SPARE_WAIT_SECONDS = 1.0
 _REQUEST_TIMEOUT = 5.0
 _MAX_REQUEST = 16 << 20
 # the environment a client must share with the server: what the interpreter read at its start
@@ -120,6 +126,8 @@ class Server:
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.spare = (-1, -1)  # (pid, pidfd)
         self.spare_failures = 0
+        self.spare_due = 0.0  # monotonic time from which the next spare is forked
+        self.idle_since = time.monotonic()  # since when no worker runs (0: one does)
         self.watching = False  # whether the poll watches for a connection (see _hurry_spare)
         self.workers: dict[int, tuple[int, socket.socket | None]] = {}  # pidfd: (pid, conn)
         self.stopping = False
@@ -148,14 +156,22 @@ class Server:
         gc.disable()
         last_active = time.monotonic()
         while not (self.stopping and not self.workers):
+            now = time.monotonic()
+            spare_wait = 0.0
             if self.spare[0] < 0 and not self.stopping:
-                self._fork_spare()
+                if not self.workers or now >= self.spare_due:
+                    self._fork_spare()
+                else:  # until then, a connection that comes has one forked at once
+                    spare_wait = self.spare_due - now
+                    self._watch(True)
             if self.workers:
-                last_active = time.monotonic()
-            idle_for = time.monotonic() - last_active
+                last_active = now
+            idle_for = now - last_active
             if not self.workers and idle_for > self.idle:
                 break
             timeout = None if self.workers else int((self.idle - idle_for) * 1000) + 1
+            if spare_wait:
+                timeout = int(spare_wait * 1000) + 1
             for fd, _ in self.poller.poll(timeout):
                 if fd == self.wake_r:
                     _drain(self.wake_r)
@@ -164,7 +180,10 @@ class Server:
                 elif fd == self.spare[1]:
                     self._on_spare_died()
                 elif fd == self.listener.fileno():
-                    self._hurry_spare()
+                    if self.spare[0] < 0:
+                        self.spare_due = 0.0  # a command waits: its spare, now
+                    else:
+                        self._hurry_spare()
                 elif fd in self.workers:
                     self._reap(fd)
             if self.stopping:
@@ -248,6 +267,16 @@ class Server:
         self._watch(False)
         conn = socket.socket(fileno=fds[0]) if fds else None
         self.workers[pidfd] = (pid, conn)
+        # The next spare. On a machine with few CPUs, getting it ready (its fork, its init
+        # forked ahead, its memory copy) while this command runs slows the command by several
+        # ms; getting it ready once the command has ended slows a command that follows at
+        # once. A command that comes after a quiet spell is taken to be a lone one, and its
+        # spare waits for its end; commands that follow each other closely (a script) have
+        # theirs forked at once, as the one before got ready during their run.
+        now = time.monotonic()
+        lone = self.idle_since > 0 and now - self.idle_since > LONE_AFTER_SECONDS
+        self.spare_due = now + SPARE_WAIT_SECONDS if lone else 0.0
+        self.idle_since = 0.0
 
     def _on_spare_died(self) -> None:
         pid, pidfd = self.spare
@@ -267,6 +296,8 @@ class Server:
         self.poller.unregister(pidfd)
         os.close(pidfd)
         _, status = os.waitpid(pid, 0)
+        if not self.workers:
+            self.idle_since = time.monotonic()
         if conn is None:
             return
         code = os.waitstatus_to_exitcode(status)

@@ -305,6 +305,56 @@ def _worker_of(forkserver: ForkServer, server: int, client_stdout: int) -> int:
     raise AssertionError("no worker of the fork server runs the client's command")
 
 
+def _long_command(forkserver: ForkServer) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [BERTH, "run", "--rm", "--network", "none", "busybox", "sh", "-c", "sleep 3"],
+        env=forkserver.cli.env(forkserver.env()), stdout=subprocess.PIPE)
+
+
+def _others(forkserver: ForkServer, server: int, worker: int) -> list[int]:
+    return [pid for pid in forkserver.workers(server) if pid != worker]
+
+
+def test_a_lone_command_has_the_next_spare_made_after_it(forkserver: ForkServer,
+                                                         busybox: str) -> None:
+    """Getting a spare ready slows a command running beside it on a small machine: after a
+    quiet spell, the next spare waits for the command's end, yet a command that comes
+    meanwhile is served at once."""
+    server = forkserver.start()
+    time.sleep(0.5)  # quiet
+    first = _long_command(forkserver)
+    assert first.stdout is not None
+    try:
+        worker = _worker_of(forkserver, server, first.stdout.fileno())
+        assert _others(forkserver, server, worker) == []  # no spare made beside it
+        second = forkserver.run("version", env={"BERTH_TRACE": "1"})
+        assert second.returncode == 0
+        assert SERVED in second.stderr.decode()  # forked for it on the spot
+    finally:
+        assert first.wait(timeout=60) == 0
+    deadline = time.monotonic() + 30
+    while not forkserver.workers(server) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert forkserver.workers(server)  # and a spare for the next one, once it has ended
+
+
+def test_commands_close_together_have_the_next_spare_made_at_once(forkserver: ForkServer,
+                                                                  busybox: str) -> None:
+    """In a script the next command comes soon: its spare is made while this one runs."""
+    server = forkserver.start()
+    assert forkserver.run("version").returncode == 0  # right before: not a lone command
+    command = _long_command(forkserver)
+    assert command.stdout is not None
+    try:
+        worker = _worker_of(forkserver, server, command.stdout.fileno())
+        deadline = time.monotonic() + 0.8  # before the lone command's spare would come
+        while not _others(forkserver, server, worker) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _others(forkserver, server, worker), "no spare was made beside the command"
+    finally:
+        assert command.wait(timeout=60) == 0
+
+
 def test_refuses_another_namespace_and_changed_code(forkserver: ForkServer, client: str) -> None:
     server = forkserver.start()
     forkserver.command = client
