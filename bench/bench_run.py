@@ -1,10 +1,12 @@
 """``berth run --rm --network none busybox true`` side by side with the peers, in one run
 (issue 3's numbers), and the cost of the default bridge against podman's (issue 6's).
 
-    .venv/bin/python bench/bench_run.py [--runs 30] [--quiet-runs 12] [--trace-runs 15]
-                                        [--no-bridge]
+    .venv/bin/python bench/bench_run.py [--runs 30] [--back-to-back-blocks 6]
+                                        [--quiet-runs 12] [--trace-runs 15] [--no-bridge]
 
-1. Interleaved, fresh processes, ``--runs`` rounds (one warm-up round first):
+1. Interleaved, fresh processes, ``--runs`` rounds (one warm-up round first), 0.15 s apart (so
+   that what one command leaves to do in the background, berth's next spare or podman's
+   cleanup, is done before the next command starts, whichever it is):
    - ``berth run --rm --network none busybox true`` (the virtual environment's ``berth``: the
      compiled client scripts/install builds, ``src/berth/cli/forkclient.c``; a store of its own
      in a temp root with busybox bootstrapped), served by berth's fork server
@@ -34,6 +36,12 @@
    keeps the lock warm for two seconds, and the commands follow each other closely) would warm
    it for the peers' runs that follow berth's, and not for all of them alike. So this part
    compares the engines on a busy host, where the lock is always warm.
+1b. Runs in a row, as a script makes them: ``berth``, ``runc`` and ``crun`` (the first rows of
+   part 1), 10 runs of one with nothing in between, the three taking turns,
+   ``--back-to-back-blocks`` blocks each (the lock kept warm). berth's fork server makes the
+   next spare beside a command that follows another closely, and after one that came after a
+   quiet spell (``berth.cli.forkserver``): this part measures the first case, part 1 the
+   second.
 2. The same on a quiet host: ``berth``, ``runc``, ``crun`` and ``podman`` (the first rows of
    part 1), interleaved, ``--quiet-runs`` rounds, each run after 2.5 s with no cgroup joined
    (longer than berth's warm-up lasts, and than a grace period): each pays the grace period as
@@ -359,10 +367,37 @@ def interleaved(setup: Setup, cmds: dict[str, list[str]], runs: int, *, pause: f
     return samples
 
 
+BUSY_PAUSE = 0.15  # seconds before each run of parts 1 and 4: what a command leaves to do in
+# the background (berth's next spare, made after a lone command: ~20 ms; podman's cleanup)
+# is done before the next command starts, whichever it is
 QUIET_PAUSE = 2.5  # seconds before each run of part 2: past berth's warm-up (2 s) and a
 # grace period
+BACK_TO_BACK_ROWS = ("berth run --rm --network none", "runc run", "crun run")
+BACK_TO_BACK_RUNS = 10
 QUIET_ROWS = ("berth run --rm --network none", "runc run", "crun run",
               "podman run --rm --network none")
+
+
+def back_to_back(setup: Setup, cmds: dict[str, list[str]], runs: int, blocks: int
+                 ) -> dict[str, list[float]]:
+    """Each command ``runs`` times in a row, as a script runs it (nothing in between), once
+    per block; the commands take turns, the order rotated every block; block 0 warms up. The
+    mean time of a run in each block."""
+    samples: dict[str, list[float]] = {name: [] for name in cmds}
+    names = list(cmds)
+    run_id = 1000
+    for block in range(blocks + 1):
+        shift = block % len(names)
+        for name in names[shift:] + names[:shift]:
+            env = setup.env if {BERTH, BERTH_PYTHON_LAUNCHER} & set(cmds[name]) else ENV
+            time.sleep(BUSY_PAUSE)
+            start = time.perf_counter()
+            for _ in range(runs):
+                run_id += 1
+                run_once(cmds[name], env, run_id)
+            if block:
+                samples[name].append((time.perf_counter() - start) / runs)
+    return samples
 
 
 class LockKeptWarm:
@@ -541,6 +576,7 @@ def unmount_under(directory: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--back-to-back-blocks", type=int, default=6)
     parser.add_argument("--quiet-runs", type=int, default=12)
     parser.add_argument("--trace-runs", type=int, default=15)
     parser.add_argument("--no-bridge", action="store_true")
@@ -556,10 +592,21 @@ def main() -> int:
         prepare(setup)
         commands = main_commands(setup)
         with LockKeptWarm():
-            results = interleaved(setup, commands, options.runs)
-        medians = report("1. one container running `true`, fresh process each (interleaved; "
-                         "a busy host: the cgroup lock kept warm)", results)
+            results = interleaved(setup, commands, options.runs, pause=BUSY_PAUSE)
+        medians = report("1. one container running `true`, fresh process each (interleaved, "
+                         f"{BUSY_PAUSE} s apart; a busy host: the cgroup lock kept warm)",
+                         results)
         report_targets(medians)
+        if options.back_to_back_blocks:
+            with LockKeptWarm():
+                in_a_row = back_to_back(
+                    setup, {name: commands[name] for name in BACK_TO_BACK_ROWS},
+                    BACK_TO_BACK_RUNS, options.back_to_back_blocks)
+            row_medians = report(f"1b. the same, {BACK_TO_BACK_RUNS} runs in a row (a script; "
+                                 "the mean run of each block, median of the blocks)",
+                                 in_a_row, cpu_shown=False)
+            report_ratios(", runs in a row", row_medians["berth run --rm --network none"],
+                          row_medians)
         if options.quiet_runs:
             quiet_results = interleaved(
                 setup, {name: commands[name] for name in QUIET_ROWS}, options.quiet_runs,
@@ -577,7 +624,8 @@ def main() -> int:
             quiet(["unshare", f"--net={setup.netns}", "true"])
             setup.netns_made = True
             with LockKeptWarm():
-                report_bridge(interleaved(setup, bridge_commands(setup), options.runs))
+                report_bridge(interleaved(setup, bridge_commands(setup), options.runs,
+                                          pause=BUSY_PAUSE))
     finally:
         cleanup(setup, forward)
     return 0

@@ -44,11 +44,9 @@ from berth.runtime import cgroups, prefault, preforked, syscalls
 from berth.runtime.cgroups import warm
 
 IDLE_SECONDS = 120.0
-# When the next spare is forked (see Server._on_control): a command that comes after the
-# server has been idle this long is taken to be a lone one, and the next spare waits for its
-# end (or for a connection, or for SPARE_WAIT_SECONDS); commands that come closer together
-# (a script) each have the next spare forked at once.
-LONE_AFTER_SECONDS = 0.1
+# Spares kept ready (see Server._on_control), and how long a command that took one while
+# another was left may keep the next from being forked (until it ends).
+SPARES = 2
 SPARE_WAIT_SECONDS = 1.0
 _REQUEST_TIMEOUT = 5.0
 _MAX_REQUEST = 16 << 20
@@ -124,11 +122,12 @@ class Server:
         self.control, self.control_peer = socket.socketpair(
             socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.spare = (-1, -1)  # (pid, pidfd)
+        self.spares: dict[int, Spare] = {}  # pidfd: spare
         self.spare_failures = 0
-        self.spare_due = 0.0  # monotonic time from which the next spare is forked
-        self.idle_since = time.monotonic()  # since when no worker runs (0: one does)
-        self.watching = False  # whether the poll watches for a connection (see _hurry_spare)
+        # the workers that took a spare while another was left: until each ends (or its
+        # deadline), no spare is forked in its place
+        self.replace_after: dict[int, float] = {}  # the worker's pidfd: deadline
+        self.watching = False  # whether the poll watches for a connection (see _hurry_spares)
         self.workers: dict[int, tuple[int, socket.socket | None]] = {}  # pidfd: (pid, conn)
         self.stopping = False
         self.poller = select.poll()
@@ -157,33 +156,28 @@ class Server:
         last_active = time.monotonic()
         while not (self.stopping and not self.workers):
             now = time.monotonic()
-            spare_wait = 0.0
-            if self.spare[0] < 0 and not self.stopping:
-                if not self.workers or now >= self.spare_due:
-                    self._fork_spare()
-                else:  # until then, a connection that comes has one forked at once
-                    spare_wait = self.spare_due - now
-                    self._watch(True)
+            for fd in [fd for fd, deadline in self.replace_after.items() if deadline <= now]:
+                del self.replace_after[fd]
+            # a spare whenever there is none; the others once no command keeps them waiting
+            while not self.stopping and len(self.spares) < (1 if self.replace_after else SPARES):
+                self._fork_spare()
             if self.workers:
                 last_active = now
             idle_for = now - last_active
             if not self.workers and idle_for > self.idle:
                 break
             timeout = None if self.workers else int((self.idle - idle_for) * 1000) + 1
-            if spare_wait:
-                timeout = int(spare_wait * 1000) + 1
+            if self.replace_after:
+                timeout = int((min(self.replace_after.values()) - now) * 1000) + 1
             for fd, _ in self.poller.poll(timeout):
                 if fd == self.wake_r:
                     _drain(self.wake_r)
                 elif fd == self.control.fileno():
                     self._on_control()
-                elif fd == self.spare[1]:
-                    self._on_spare_died()
+                elif fd in self.spares:
+                    self._on_spare_died(fd)
                 elif fd == self.listener.fileno():
-                    if self.spare[0] < 0:
-                        self.spare_due = 0.0  # a command waits: its spare, now
-                    else:
-                        self._hurry_spare()
+                    self._hurry_spares()
                 elif fd in self.workers:
                     self._reap(fd)
             if self.stopping:
@@ -206,29 +200,37 @@ class Server:
             except OSError:
                 pass
             self.listener.close()
-        pid, pidfd = self.spare
-        if pid > 0:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+        for pidfd in list(self.spares):
+            spare = self.spares.pop(pidfd)
+            os.kill(spare.pid, signal.SIGKILL)
+            os.waitpid(spare.pid, 0)
             self.poller.unregister(pidfd)
+            spare.close()
             os.close(pidfd)
-            self.spare = (-1, -1)
 
     # -------------------------------------------------------------------------------------
 
     def _fork_spare(self) -> None:
+        hurry_r, hurry_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                self._be_spare()
+                os.close(hurry_w)
+                self._be_spare(hurry_r)
             except BaseException:  # nothing may return into the server's loop
                 code = 125
             os._exit(code)
+        os.close(hurry_r)
         pidfd = os.pidfd_open(pid)
-        self.spare = (pid, pidfd)
+        self.spares[pidfd] = Spare(pid, hurry_w)
         self.poller.register(pidfd, select.POLLIN)
-        self._watch(True)
+        self._watch_unless_ready()
+
+    def _watch_unless_ready(self) -> None:
+        """Watch for a connection (to hurry the spares, see _hurry_spares) unless a spare is
+        ready to take it."""
+        self._watch(not any(spare.ready for spare in self.spares.values()))
 
     def _watch(self, on: bool) -> None:
         if on != self.watching and self.listener.fileno() >= 0:
@@ -238,53 +240,58 @@ class Server:
                 self.poller.unregister(self.listener)
             self.watching = on
 
-    def _hurry_spare(self) -> None:
-        """A connection waits: the spare, if it is still getting ready on idle CPU time
-        (``_be_spare``), gets the server's priority back now, so that a busy host does not
-        starve it. It accepts the connection at its next step."""
+    def _hurry_spares(self) -> None:
+        """A connection waits and no spare is ready: those still getting ready on idle CPU
+        time (``_be_spare``) get the server's priority back now, so that a busy host does not
+        starve them, and stop copying memory: the first to accept takes the connection."""
         self._watch(False)
-        pid = self.spare[0]
-        if pid > 0:
+        for spare in self.spares.values():
             try:
-                os.sched_setscheduler(pid, os.sched_getscheduler(0), os.sched_getparam(0))
+                os.sched_setscheduler(spare.pid, os.sched_getscheduler(0), os.sched_getparam(0))
+                os.write(spare.hurry, b"h")
             except OSError:
                 pass  # it is gone: its pidfd says so
 
     def _on_control(self) -> None:
-        """A spare's message: it took a command, or found the code stale."""
+        """A spare's message: it is ready, it took a command, or it found the code stale."""
         message, ancillary, _, _ = self.control.recvmsg(64, socket.CMSG_SPACE(4))
         fds = _received_fds(ancillary)
         kind, _, value = message.partition(b" ")
         if kind == b"stale":
             self.stopping = True
-        if kind != b"taken" or not value.isdigit() or int(value) != self.spare[0]:
+        found = [fd for fd, spare in self.spares.items()
+                 if value.isdigit() and spare.pid == int(value)]
+        if kind == b"ready" and found:
+            self.spares[found[0]].ready = True
+            self._watch(False)  # it takes the next connection
+        if kind != b"taken" or not found:
             for fd in fds:
                 os.close(fd)
             return
-        pid, pidfd = self.spare
-        self.spare = (-1, -1)
+        pidfd = found[0]
+        spare = self.spares.pop(pidfd)
+        spare.close()
         self.spare_failures = 0
-        self._watch(False)
         conn = socket.socket(fileno=fds[0]) if fds else None
-        self.workers[pidfd] = (pid, conn)
-        # The next spare. On a machine with few CPUs, getting it ready (its fork, its init
-        # forked ahead, its memory copy) while this command runs slows the command by several
-        # ms; getting it ready once the command has ended slows a command that follows at
-        # once. A command that comes after a quiet spell is taken to be a lone one, and its
-        # spare waits for its end; commands that follow each other closely (a script) have
-        # theirs forked at once, as the one before got ready during their run.
-        now = time.monotonic()
-        lone = self.idle_since > 0 and now - self.idle_since > LONE_AFTER_SECONDS
-        self.spare_due = now + SPARE_WAIT_SECONDS if lone else 0.0
-        self.idle_since = 0.0
+        self.workers[pidfd] = (spare.pid, conn)
+        self._watch_unless_ready()
+        # The spare in its place. On a machine with few CPUs, getting one ready (its fork,
+        # the next container's init forked ahead, its memory copied) beside a command slows
+        # the command by several ms, from its start to its end (its container's teardown
+        # too). So while another spare is left, the next one is forked once this command
+        # has ended (or after SPARE_WAIT_SECONDS): a command after a quiet spell finds a
+        # spare ready and nothing getting ready beside it, and so does the one right after
+        # it. If it took the last one, the next is forked at once.
+        if self.spares:
+            self.replace_after[pidfd] = time.monotonic() + SPARE_WAIT_SECONDS
 
-    def _on_spare_died(self) -> None:
-        pid, pidfd = self.spare
-        self.spare = (-1, -1)
-        self._watch(False)
+    def _on_spare_died(self, pidfd: int) -> None:
+        spare = self.spares.pop(pidfd)
+        self._watch_unless_ready()
         self.poller.unregister(pidfd)
+        spare.close()
         os.close(pidfd)
-        os.waitpid(pid, 0)
+        os.waitpid(spare.pid, 0)
         self.spare_failures += 1
         if self.spare_failures >= 5:  # something is wrong with this server: leave
             self.stopping = True
@@ -293,11 +300,10 @@ class Server:
 
     def _reap(self, pidfd: int) -> None:
         pid, conn = self.workers.pop(pidfd)
+        self.replace_after.pop(pidfd, None)
         self.poller.unregister(pidfd)
         os.close(pidfd)
         _, status = os.waitpid(pid, 0)
-        if not self.workers:
-            self.idle_since = time.monotonic()
         if conn is None:
             return
         code = os.waitstatus_to_exitcode(status)
@@ -310,9 +316,10 @@ class Server:
     # -------------------------------------------------------------------------------------
     # in the spare
 
-    def _be_spare(self) -> None:
+    def _be_spare(self, hurry: int) -> None:
         """Wait for a command; take it if the client may be served, else refuse and wait for
-        the next. Returns only to end the spare."""
+        the next. Returns only to end the spare. ``hurry``: readable once the server wants a
+        connection taken (see _hurry_spares)."""
         _die_with_parent(self.pid)
         os.close(self.lock)
         signal.set_wakeup_fd(-1)
@@ -323,6 +330,9 @@ class Server:
             os.close(pidfd)
             if conn is not None:
                 conn.close()
+        for pidfd, spare in self.spares.items():
+            os.close(pidfd)
+            spare.close()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         # A spare comes when a command takes the previous one, and the next command often
@@ -345,8 +355,10 @@ class Server:
             cgroups.read_layout_ahead()
         except (OSError, BerthError):
             pass  # a `berth run` does it itself
-        prefault.copy_private_memory(self.listener.fileno())
+        prefault.copy_private_memory(hurry)
+        os.close(hurry)
         os.sched_setscheduler(0, policy, param)
+        self.control_peer.send(b"ready %d" % os.getpid())
         while True:
             conn, _ = self.listener.accept()
             # a command that comes after the warm-up's two seconds (a quiet host) warms the
@@ -391,6 +403,21 @@ class Server:
             os.close(fd)
         conn.close()
         return None
+
+
+class Spare:
+    """The server's side of a spare: its pid, the write end of its hurry pipe (see
+    Server._hurry_spares), and whether it is ready (it said so)."""
+
+    __slots__ = ("hurry", "pid", "ready")
+
+    def __init__(self, pid: int, hurry: int) -> None:
+        self.pid = pid
+        self.hurry = hurry
+        self.ready = False
+
+    def close(self) -> None:
+        os.close(self.hurry)
 
 
 class Admission:

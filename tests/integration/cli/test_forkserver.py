@@ -311,48 +311,69 @@ def _long_command(forkserver: ForkServer) -> subprocess.Popen[bytes]:
         env=forkserver.cli.env(forkserver.env()), stdout=subprocess.PIPE)
 
 
-def _others(forkserver: ForkServer, server: int, worker: int) -> list[int]:
-    return [pid for pid in forkserver.workers(server) if pid != worker]
+def _spares(forkserver: ForkServer, server: int, *workers: int) -> list[int]:
+    return [pid for pid in forkserver.workers(server) if pid not in workers]
 
 
-def test_a_lone_command_has_the_next_spare_made_after_it(forkserver: ForkServer,
-                                                         busybox: str) -> None:
-    """Getting a spare ready slows a command running beside it on a small machine: after a
-    quiet spell, the next spare waits for the command's end, yet a command that comes
-    meanwhile is served at once."""
+def _wait_for_spares(forkserver: ForkServer, server: int, count: int, *workers: int) -> None:
+    """Until the server has ``count`` children besides ``workers`` for 0.3 s in a row (a
+    worker that has just ended is its child until it is reaped)."""
+    deadline = time.monotonic() + 30
+    held_since = None
+    while time.monotonic() < deadline:
+        if len(_spares(forkserver, server, *workers)) != count:
+            held_since = None
+        elif held_since is None:
+            held_since = time.monotonic()
+        elif time.monotonic() - held_since >= 0.3:
+            return
+        time.sleep(0.02)
+    found = _spares(forkserver, server, *workers)
+    raise AssertionError(f"not {count} spares but {[_describe(pid) for pid in found]}")
+
+
+def _describe(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        with open(f"/proc/{pid}/wchan") as f:
+            wchan = f.read()
+        children = [e for e in os.listdir("/proc") if e.isdigit() and _parent(int(e)) == pid]
+    except OSError as exc:
+        return f"{pid}: {exc}"
+    return f"{pid}: state {state}, waiting in {wchan}, children {children}"
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
+
+
+def test_two_spares_and_none_made_beside_a_command_while_one_is_left(
+        forkserver: ForkServer, busybox: str) -> None:
+    """Getting a spare ready slows a command running beside it on a small machine: the
+    server keeps two, and one taken while the other is left is replaced once its command
+    has ended; one taken when none is left, at once."""
     server = forkserver.start()
-    time.sleep(0.5)  # quiet
+    _wait_for_spares(forkserver, server, 2)
     first = _long_command(forkserver)
+    second = None
     assert first.stdout is not None
     try:
         worker = _worker_of(forkserver, server, first.stdout.fileno())
-        assert _others(forkserver, server, worker) == []  # no spare made beside it
-        second = forkserver.run("version", env={"BERTH_TRACE": "1"})
-        assert second.returncode == 0
-        assert SERVED in second.stderr.decode()  # forked for it on the spot
+        time.sleep(0.2)
+        assert len(_spares(forkserver, server, worker)) == 1  # none forked beside it
+        second = _long_command(forkserver)  # served by the one left, replaced at once
+        assert second.stdout is not None
+        other = _worker_of(forkserver, server, second.stdout.fileno())
+        _wait_for_spares(forkserver, server, 1, worker, other)
     finally:
         assert first.wait(timeout=60) == 0
-    deadline = time.monotonic() + 30
-    while not forkserver.workers(server) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert forkserver.workers(server)  # and a spare for the next one, once it has ended
-
-
-def test_commands_close_together_have_the_next_spare_made_at_once(forkserver: ForkServer,
-                                                                  busybox: str) -> None:
-    """In a script the next command comes soon: its spare is made while this one runs."""
-    server = forkserver.start()
-    assert forkserver.run("version").returncode == 0  # right before: not a lone command
-    command = _long_command(forkserver)
-    assert command.stdout is not None
-    try:
-        worker = _worker_of(forkserver, server, command.stdout.fileno())
-        deadline = time.monotonic() + 0.8  # before the lone command's spare would come
-        while not _others(forkserver, server, worker) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert _others(forkserver, server, worker), "no spare was made beside the command"
-    finally:
-        assert command.wait(timeout=60) == 0
+        assert second is None or second.wait(timeout=60) == 0
+    _wait_for_spares(forkserver, server, 2)  # and two again once both are over
 
 
 def test_refuses_another_namespace_and_changed_code(forkserver: ForkServer, client: str) -> None:
