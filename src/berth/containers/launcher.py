@@ -17,7 +17,7 @@ from berth.basics import suppress
 from berth.containers.etcfiles import write_etc_files
 from berth.containers.records import ContainerRecord, ContainerRecords, now_rfc3339
 from berth.containers.runtimes import runtime_for, signal_number
-from berth.containers.spec import SpecInputs, build_spec
+from berth.containers.spec import ETC_FILES, SpecInputs, build_spec
 from berth.containers.users import resolve_user
 from berth.containers.volumes import VolumeStore, seed_volume
 from berth.errors import BerthError, ContainerStateConflict
@@ -95,7 +95,9 @@ class Launcher:
             _reset_workdir(dirs.work)
             # an --rm container's upper dir is thrown away: never sync it (see mount_rootfs)
             volatile = bool(record.host_config.get("AutoRemove"))
-            mount_rootfs(self.store, record.top_chain, dirs, volatile=volatile)
+            # the files bound over /etc's, made in the upper dir if the image lacks them
+            mount_rootfs(self.store, record.top_chain, dirs, volatile=volatile,
+                         mount_points=tuple(f"etc/{name}" for name in ETC_FILES))
             mounted = True
             trace.mark("rootfs mounted")
             spec = self._prepare(record, dirs.merged, running_extra)

@@ -30,6 +30,8 @@ INIT_BINARIES = (
     "/usr/bin/docker-init",
 )
 INIT_PATH = "/sbin/docker-init"
+# the files of /etc that the engine writes and binds into each container (from its dir)
+ETC_FILES = ("resolv.conf", "hostname", "hosts")
 RLIMIT_NAMES = (
     "core",
     "cpu",
@@ -226,7 +228,7 @@ def mounts(
             if mount["destination"] == "/sys":
                 mount["options"] = [o for o in mount["options"] if o != "ro"]
     user_targets = {m["Destination"] for m in inputs.mounts}
-    for name in ("resolv.conf", "hostname", "hosts"):
+    for name in ETC_FILES:
         target = f"/etc/{name}"
         if target in user_targets:
             continue

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import stat
 
 from berth.errors import HostError, StoreError
 from berth.values import FrozenValue, init_fields
@@ -76,11 +77,14 @@ def mount_rootfs(
     *,
     readonly: bool = False,
     volatile: bool = False,
+    mount_points: tuple[str, ...] = (),
 ) -> None:
     """Mount the image's layers with ``dirs.upper`` on top at ``dirs.merged``.
 
     ``volatile`` skips overlayfs's sync of the upper dir at unmount (for scratch uppers that
     a crash may lose, such as build steps; the kernel needs 5.10, else it is left out).
+    ``mount_points``: files (paths relative to the root, such as ``etc/hosts``) that a bind
+    mount will cover, made first (see :func:`make_mount_points`).
     """
     dirs.create()
     lowers = lower_dirs(store, top_chain)
@@ -88,7 +92,93 @@ def mount_rootfs(
         empty = os.path.join(store.paths.root, "empty")
         os.makedirs(empty, exist_ok=True)
         lowers = [empty]
+    if mount_points:
+        make_mount_points(lowers, dirs.upper, mount_points)
     mount_overlay(lowers, dirs, readonly=readonly, volatile=volatile, links_dir=store.paths.root)
+
+
+def make_mount_points(lowers: list[str], upper: str, paths: tuple[str, ...]) -> None:
+    """Make each of ``paths`` (``dir/file``, relative to the root) that the image lacks as an
+    empty file in a new container's ``upper`` dir, before the mount, as Docker's init layer
+    holds them. Made through the mounted rootfs instead (what the container's init does for
+    a mount point that is missing), the file's directory is copied up first: ~0.4 ms each on
+    the container's start path. The directory is made with the image's mode, owner and
+    extended attributes, as a copy-up makes it; a path whose directory is not a plain one in
+    the image (missing, a symlink, whited out) is left to the init."""
+    for path in paths:
+        parent, _, name = path.partition("/")
+        if not name or "/" in name or os.path.lexists(os.path.join(upper, path)):
+            continue
+        found = _image_entry(lowers, parent, name)
+        if found is None:
+            continue
+        directory, present = found
+        if present:
+            continue
+        target = os.path.join(upper, parent)
+        try:
+            if not os.path.isdir(target):
+                _copy_directory(directory, target)
+            fd = os.open(os.path.join(target, name),
+                         os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755)
+            try:
+                os.fchmod(fd, 0o755)
+            finally:
+                os.close(fd)
+        except OSError:
+            continue  # the init makes it, as for any other mount point
+
+
+def _image_entry(lowers: list[str], parent: str, name: str) -> tuple[str, bool] | None:
+    """Where the image's directory ``parent`` (at the root) comes from, and whether ``name``
+    is in it; None if ``parent`` is not a plain directory of the image."""
+    top = None
+    for layer in lowers:  # top layer first, as overlayfs looks them up
+        directory = os.path.join(layer, parent)
+        try:
+            st = os.lstat(directory)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):  # a symlink, a file, a whiteout (0/0 device)
+            return None if top is None else (top, False)
+        if top is None:
+            top = directory
+        try:
+            return top, not _is_whiteout(os.path.join(directory, name))
+        except FileNotFoundError:
+            pass
+        if _is_opaque(directory):
+            break
+    return None if top is None else (top, False)
+
+
+def _is_whiteout(path: str) -> bool:
+    st = os.lstat(path)
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _is_opaque(directory: str) -> bool:
+    try:
+        return os.getxattr(directory, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def _copy_directory(source: str, target: str) -> None:
+    """``target``, a new directory with ``source``'s mode, owner and extended attributes (but
+    overlayfs's own)."""
+    st = os.lstat(source)
+    os.mkdir(target, 0o700)
+    os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
+    for key in os.listxattr(source, follow_symlinks=False):
+        if key.startswith("trusted.overlay."):
+            continue
+        try:
+            os.setxattr(target, key, os.getxattr(source, key, follow_symlinks=False),
+                        follow_symlinks=False)
+        except OSError:
+            pass
+    os.chmod(target, stat.S_IMODE(st.st_mode))
 
 
 def mount_overlay(
