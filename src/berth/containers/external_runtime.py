@@ -82,12 +82,13 @@ class ExternalRuntime:
     def kill(self, container_id: str, signum: int) -> None:
         self._run("kill", container_id, str(signum))
 
-    def delete(self, container_id: str) -> None:
+    def delete(self, container_id: str) -> bool:
         try:
             self._run("delete", "--force", container_id)
         except ContainerError as exc:
             if "does not exist" not in str(exc) and "not found" not in str(exc):
                 raise
+        return False  # (runc and crun do not say)
 
     def pause(self, container_id: str) -> None:
         self._run("pause", container_id)
@@ -109,9 +110,6 @@ class ExternalRuntime:
         out = self._run("events", "--stats", container_id).stdout
         data = json.loads(out or b"{}")
         return dict(data.get("data") or {})
-
-    def oom_killed(self, container_id: str) -> bool:
-        return False
 
     def exec(
         self,

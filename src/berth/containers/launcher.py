@@ -257,10 +257,11 @@ class Launcher:
         except BerthError:
             return
         runtime = self.runtime(record)
-        if oom_killed is None:
-            oom_killed = runtime.oom_killed(container_id)
+        killed = False
         with suppress(BerthError, OSError):
-            runtime.delete(container_id)
+            killed = runtime.delete(container_id)  # (its cgroup said, before it went)
+        if oom_killed is None:
+            oom_killed = killed
         trace.mark("runtime deleted")
         with suppress(BerthError, OSError):
             unmount_rootfs(self.rootfs_dirs(container_id))
@@ -269,25 +270,30 @@ class Launcher:
             self._teardown_network(record)
         from berth.containers.events import container_event
 
-        with self.store.db.write():  # the exit and its events: one transaction
-            self.records.update_state(
-                container_id,
-                Status="restarting" if restarting else "exited",
-                Running=restarting,
-                Paused=False,
-                Restarting=restarting,
-                Pid=0,
-                ExitCode=exit_code,
-                FinishedAt=now_rfc3339(),
-                OOMKilled=bool(oom_killed),
-            )
+        remove = bool(record.host_config.get("AutoRemove")) and not restarting
+        used: list[str] = []
+        with self.store.db.write():  # the exit, its events (and an --rm's removal): at once
+            if not remove:  # (a record removed in the same transaction needs no update)
+                self.records.update_state(
+                    container_id,
+                    Status="restarting" if restarting else "exited",
+                    Running=restarting,
+                    Paused=False,
+                    Restarting=restarting,
+                    Pid=0,
+                    ExitCode=exit_code,
+                    FinishedAt=now_rfc3339(),
+                    OOMKilled=bool(oom_killed),
+                )
             if record.running and oom_killed:
                 container_event(self.store, "oom", record)
             if record.running:
                 container_event(self.store, "die", record, exitCode=exit_code)
+            if remove:
+                used = self._forget_record(record)
         trace.mark("exit recorded")
-        if record.host_config.get("AutoRemove") and not restarting:
-            self._forget(record, volumes=True)  # the runtime, rootfs and network are undone
+        if remove:  # the runtime, rootfs and network are undone
+            self._forget_files(record, used, volumes=True)
             trace.mark("container removed")
 
     def _teardown_network(self, record: ContainerRecord) -> None:
@@ -400,12 +406,24 @@ class Launcher:
 
     def _forget(self, record: ContainerRecord, *, volumes: bool) -> None:
         """The second half of :meth:`remove`: the record, the dirs, the anonymous volumes."""
-        container_id = record.id
+        with self.store.db.write():
+            used = self._forget_record(record)
+        self._forget_files(record, used, volumes=volumes)
+
+    def _forget_record(self, record: ContainerRecord) -> list[str]:
+        """The record and its ``destroy`` event (in the caller's transaction); the volumes
+        it used."""
         from berth.containers.events import container_event
 
         with self.store.db.write() as conn:
-            used = self.records.delete_in(conn, container_id)
+            used = self.records.delete_in(conn, record.id)
             container_event(self.store, "destroy", record)
+        return used
+
+    def _forget_files(self, record: ContainerRecord, used: list[str], *, volumes: bool) -> None:
+        """What :meth:`_forget_record` leaves: the dirs, and the anonymous volumes of ``used``
+        (with ``volumes``)."""
+        container_id = record.id
         directory = self.records.dir(container_id)
         if os.path.isdir(directory):
             trash = os.path.join(self.store.paths.trash, f"container-{container_id}")

@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 
         def kill(self, container_id: str, signum: int) -> None: ...
 
-        def delete(self, container_id: str) -> None: ...
+        def delete(self, container_id: str) -> bool:
+            """Delete the container (killing what is left of it); whether the kernel's OOM
+            killer killed a process of it, if the runtime can tell (else False)."""
 
         def pause(self, container_id: str) -> None: ...
 
@@ -50,8 +52,6 @@ if TYPE_CHECKING:
         def update(self, container_id: str, resources: dict[str, Any]) -> None: ...
 
         def stats(self, container_id: str) -> dict[str, Any]: ...
-
-        def oom_killed(self, container_id: str) -> bool: ...
 
         def exec(
             self,
@@ -111,12 +111,13 @@ class BerthRuntime:
     def kill(self, container_id: str, signum: int) -> None:
         self.runtime.kill(container_id, signum)
 
-    def delete(self, container_id: str) -> None:
+    def delete(self, container_id: str) -> bool:
         try:
-            self.runtime.delete(container_id, force=True)
+            return self.runtime.delete(container_id, force=True)
         except BerthError as exc:
             if "does not exist" not in str(exc) and "No such" not in str(exc):
                 raise
+        return False
 
     def pause(self, container_id: str) -> None:
         self.runtime.pause(container_id)
@@ -132,21 +133,6 @@ class BerthRuntime:
 
     def stats(self, container_id: str) -> dict[str, Any]:
         return dict(self.runtime.stats(container_id))
-
-    def oom_killed(self, container_id: str) -> bool:
-        try:
-            record = self.runtime.record(container_id)
-        except BerthError:
-            return False
-        if not record.cgroup:
-            return False
-        from berth.runtime.cgroups import manager_from_state
-
-        state = record.cgroup.get("state", record.cgroup)  # the runtime's adapter wraps it
-        try:
-            return bool(manager_from_state(state).oom_killed())
-        except (OSError, BerthError):
-            return False
 
     def exec(
         self,

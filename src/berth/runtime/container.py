@@ -533,8 +533,10 @@ class Runtime:
             if frozen:
                 manager.thaw()
 
-    def delete(self, container_id: str, force: bool = False) -> None:
-        """Remove a stopped (or created) container; ``force`` kills a running one first."""
+    def delete(self, container_id: str, force: bool = False) -> bool:
+        """Remove a stopped (or created) container; ``force`` kills a running one first.
+        Returns whether the kernel's OOM killer killed a process of it (its cgroup says, read
+        before the cgroup goes)."""
         state_dir = StateDir(self.root, container_id)
         lock = state_dir.lock()
         try:
@@ -544,7 +546,7 @@ class Runtime:
                 if not force:
                     raise
                 state_dir.remove()
-                return
+                return False
             status = self._status(record, state_dir)
             if status in (STATUS_RUNNING, STATUS_PAUSED) and not force:
                 raise ContainerStateConflict(
@@ -562,6 +564,10 @@ class Runtime:
                 _wait_gone(record.pid, _KILL_WAIT_SECONDS)
             _reap_if_ours(record)
             try:
+                oom_killed = bool(manager.oom_killed())
+            except (OSError, BerthError):
+                oom_killed = False
+            try:
                 manager.destroy()
             except (OSError, BerthError) as exc:
                 self.log.warning(f"cannot remove the cgroup of container {container_id}: {exc}")
@@ -569,6 +575,7 @@ class Runtime:
             state_dir.remove()
         finally:
             os.close(lock)
+        return oom_killed
 
     # -----------------------------------------------------------------------------------------
     # pause, resume, ps, update, stats
