@@ -6,7 +6,11 @@ them), its working directory, umask, rlimits, priority, CPU affinity, environmen
 arguments. It runs the command as the ``berth`` process would (``berth.cli.main``), does what an
 interpreter does at exit, reports the exit status to the client and ends. The client passes on
 to the worker the signals it receives (through a pidfd); if the client dies first, so does the
-worker.
+worker. What an exiting process would let go of (the store's databases, the trees the command
+left to remove, its fds and working directory) it lets go of before the status, so that an
+unmount right after the command succeeds; or, when all of it is on the root filesystem's own
+mount (which no one unmounts), after it: the database's closing checkpoint syncs it, ~1-2 ms
+the client need not wait for.
 """
 
 from __future__ import annotations
@@ -79,13 +83,73 @@ def run(conn: socket.socket, request: Request) -> int:
     except KeyboardInterrupt:
         code = 130
     _release_stdio()
-    _let_go_of_files(conn.fileno())
+    if _only_on_the_root_filesystem(db.open_paths() + trees.deferred_paths()):
+        # none of it can be unmounted: the status first, the rest off the client's time
+        os.chdir("/")
+        _stop_listening(conn)
+        _report(conn, code)
+        _let_go_of_files(conn.fileno())
+    else:
+        _let_go_of_files(conn.fileno())
+        _report(conn, code)
+    return code
+
+
+def _report(conn: socket.socket, code: int) -> None:
     try:
         conn.setblocking(True)
         conn.sendall(b"X%d\n" % code)
     except OSError:
         pass
-    return code
+
+
+def _only_on_the_root_filesystem(paths: list[str]) -> bool:
+    """Whether each of ``paths`` (the stores' databases and trees the command left to close
+    and remove) is on the root filesystem's own mount, which no one can unmount: then they
+    may be let go of after the client is told its status (~1-2 ms it need not wait: the
+    database's closing checkpoint syncs it). On any other mount they are let go of first, so
+    that an unmount right after the command does not find them busy."""
+    if not paths:
+        return False
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            points = [_unescape(line.split(b" ", 5)[4]) for line in f]
+    except (OSError, IndexError):
+        return False
+    for path in paths:
+        real = os.path.realpath(path)
+        under = max((p for p in points if p == "/" or real == p or real.startswith(p + "/")),
+                    key=len, default="")
+        if under != "/":
+            return False
+    return True
+
+
+def _unescape(field: bytes) -> str:
+    """A mountinfo field, its octal escapes (``\\040``) decoded."""
+    text = os.fsdecode(field)
+    if "\\" not in text:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and text[i + 1:i + 4].isdigit():
+            out.append(chr(int(text[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def _stop_listening(conn: socket.socket) -> None:
+    """No SIGIO from the client's end closing any more (see :func:`_listen_to_client`): once
+    it has its status it ends, and this process finishes what it has left to do."""
+    signal.signal(signal.SIGIO, signal.SIG_IGN)
+    try:
+        flags = fcntl.fcntl(conn.fileno(), fcntl.F_GETFL)
+        fcntl.fcntl(conn.fileno(), fcntl.F_SETFL, flags & ~os.O_ASYNC)
+    except OSError:
+        pass
 
 
 def _take_environment(env: dict[str, str]) -> None:

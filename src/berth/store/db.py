@@ -130,6 +130,7 @@ class Database:
         except _sqlite3.Error as exc:
             raise StoreError(f"cannot open the store database {path}: {exc}") from None
         self._lock = RLock()
+        self.is_open = True
         self._conn.row_factory = _sqlite3.Row
         self._depth = 0
         _remember(self)
@@ -190,6 +191,7 @@ class Database:
 
     def close(self) -> None:
         self._conn.close()
+        self.is_open = False
 
 
 _connections: list[_weakref.ReferenceType[Database]] = []
@@ -201,11 +203,17 @@ def _remember(db: Database) -> None:
     _connections.append(_weakref.ref(db))
 
 
+def open_paths() -> list[str]:
+    """The paths of the store databases this process has open."""
+    return [db.path for db in (ref() for ref in _connections) if db is not None and db.is_open]
+
+
 def close_all() -> None:
     """Close every store database this process still has open. A fork server's worker, at
     the end of its command, lets go of them as an exiting process would, before its client is
-    told it is done: SQLite maps the WAL's index, and an unmount of the store's filesystem
-    right after the command would find it busy."""
+    told it is done (SQLite maps the WAL's index, and an unmount of the store's filesystem
+    right after the command would find it busy), unless they are on the root filesystem's
+    own mount (:mod:`berth.cli.forkworker`)."""
     for ref in _connections:
         db = ref()
         if db is not None:

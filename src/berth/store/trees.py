@@ -8,8 +8,9 @@ is never followed) and nothing else.
 
 :func:`remove_tree_soon` is for a tree already out of the way (renamed into the store's trash):
 in a fork server's worker (:func:`defer_removals`), its removal waits for the command's end,
-where it runs beside the closing of the store's database (:mod:`berth.cli.forkworker`); in any
-other process it is removed at once.
+where it runs beside the closing of the store's database (:mod:`berth.cli.forkworker`: before
+the client is told its status, or after it when the store is on the root filesystem's own
+mount); in any other process it is removed at once.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def remove_tree_soon(path: str) -> None:
         remove_tree(path)
     else:
         _deferred.append(path)
+
+
+def deferred_paths() -> list[str]:
+    """The trees queued for :func:`remove_deferred`."""
+    return list(_deferred or [])
 
 
 def remove_deferred() -> None:

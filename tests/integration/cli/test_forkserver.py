@@ -220,11 +220,11 @@ def test_the_store_is_let_go_of_when_the_client_returns(forkserver: ForkServer) 
         shutil.rmtree(mountpoint, ignore_errors=True)
 
 
-def test_a_served_run_rm_leaves_nothing_when_the_client_returns(forkserver: ForkServer,
-                                                                busybox: str) -> None:
-    """The worker removes the container's dir (moved into the trash) while the database
-    closes, but before the client is told the status: nothing of it is left by then."""
-    forkserver.start()
+def test_a_served_run_rm_leaves_nothing(forkserver: ForkServer, busybox: str) -> None:
+    """The container's dir is out of the store's way (moved into the trash) when the client
+    returns, and removed by the time the worker ends (on a filesystem no one can unmount,
+    after the client is told its status: see the next test)."""
+    server = forkserver.start()
     root = forkserver.cli.root
     for _ in range(3):
         result = forkserver.run("run", "--rm", "--network", "none", "busybox", "sh", "-c",
@@ -232,7 +232,29 @@ def test_a_served_run_rm_leaves_nothing_when_the_client_returns(forkserver: Fork
         assert result.returncode == 4, result.stderr
         assert SERVED in result.stderr.decode()
         assert os.listdir(os.path.join(root, "containers")) == []
+        _wait_for_spares(forkserver, server, 2)  # the worker has ended
         assert os.listdir(os.path.join(root, "trash")) == []
+
+
+def test_only_what_no_one_can_unmount_is_let_go_of_after_the_status() -> None:
+    """A worker closes the store's database and removes the trees it left after telling the
+    client its status only when they are on the root filesystem's own mount; anywhere else
+    (a tmpfs, a bind mount even of the root filesystem) before, so that an unmount right
+    after the command succeeds (the test before the previous one)."""
+    from berth.cli.forkworker import _only_on_the_root_filesystem
+
+    assert not _only_on_the_root_filesystem([])
+    assert _only_on_the_root_filesystem(["/", "/usr/bin"])
+    mountpoint = tempfile.mkdtemp(prefix="berth-mounts-", dir="/var/tmp")
+    try:
+        for how in (["-t", "tmpfs", "tmpfs"], ["--bind", "/etc"]):
+            subprocess.run(["mount", *how, mountpoint], check=True)
+            try:
+                assert not _only_on_the_root_filesystem(["/", f"{mountpoint}/berth.db"])
+            finally:
+                subprocess.run(["umount", mountpoint], check=True)
+    finally:
+        os.rmdir(mountpoint)
 
 
 def test_a_served_run_gets_what_the_client_would_give_its_init(forkserver: ForkServer,
