@@ -10,7 +10,7 @@ none``, with berth and with podman (a private --root/--runroot, busybox loaded f
   berth runs besides the containers themselves) divided by COUNT, against the same for
   podman's conmon processes (one per container), and the ratio;
 - apart, the fork server's PSS and RSS (``berth.cli.forkserver``: the process the CLI's
-  commands are forked from, with its spare and the container init that spare forked ahead).
+  commands are forked from, with its spares and the container init each forked ahead).
   It is not per container and leaves 120 s after the last command, so an idle host does not
   keep it;
 - the total time to create and start the COUNT containers, and the ratio.
@@ -109,7 +109,7 @@ class Berth:
         )
 
     def forkserver(self) -> list[int]:
-        """The fork server, its children (the spare) and theirs (the container init the
+        """The fork server, its children (the spares) and theirs (the container init each
         spare forked ahead, berth.runtime.preforked), if it runs."""
         from berth.cli.forkclient import running_servers
 

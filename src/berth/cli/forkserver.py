@@ -6,11 +6,12 @@ A command in a fresh interpreter spends most of its time on Python starting and 
 sends its command line, environment and stdio; a worker (:mod:`berth.cli.forkworker`) becomes
 that command and the client exits with its status.
 
-The server forks a *spare* ahead of time: the spare accepts the next connection itself, checks
+The server forks two *spares* ahead of time: a spare accepts the next connection itself, checks
 it, tells the server it is taken (handing over a copy of the connection, on which the server
-reports the worker's death by a signal) and becomes the worker, while the server forks the next
-spare. The server holds no store, no database connection and no thread, only imported modules,
-so a fork of it is as clean as a fresh interpreter.
+reports the worker's death by a signal) and becomes the worker, and the server forks a spare in
+its place (once the command has ended, if another spare was left: see Server._on_control). The
+server holds no store, no database connection and no thread, only imported modules, so a fork of
+it is as clean as a fresh interpreter.
 
 A request is refused (and runs in the client's own process) unless the client is
 indistinguishable from the server to the kernel: the same credentials, capabilities,
