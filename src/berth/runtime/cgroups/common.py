@@ -342,6 +342,15 @@ class CgroupManager(abc.ABC):
         top first."""
         parts = posixpath.relpath(directory, mount_point).split("/")
         made: list[str] = []
+        try:  # the usual case: the parents are there (one mkdir, not one that fails each)
+            return [directory] if self.fs.mkdir(directory) else []
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise ContainerError(
+                f"cannot create cgroup {directory}: {exc.strerror}",
+                hint="berth needs root (or a delegated cgroup) to make cgroups",
+            ) from exc
         for _attempt in range(5):
             current = mount_point
             try:
