@@ -110,10 +110,25 @@ def test_kill_9_in_the_middle_of_a_load_leaves_only_leftovers(cli: BerthCLI,
         assert cli.run("images").returncode == 0  # the next command works
         check = cli.run("system", "check")
         assert "damage" not in check.stdout, check.stdout
+        _repair_once_the_command_is_gone(cli)
+    assert cli("load", "-i", big_archive) == "Loaded image: big:1\n"
+
+
+def _repair_once_the_command_is_gone(cli: BerthCLI) -> None:
+    """``check --repair`` leaves what a live process still holds (its lease, its temp
+    files). A command served by the fork server runs in a worker that dies a moment after
+    its killed client (berth.cli.forkworker), so the repair is made again until nothing is
+    left; it must never fail, and the store must end consistent."""
+    deadline = time.monotonic() + 10
+    while True:
         repaired = cli.run("system", "check", "--repair")
         assert repaired.returncode == 0, repaired.stdout + repaired.stderr
-        assert cli("system", "check") == "The store is consistent.\n"
-    assert cli("load", "-i", big_archive) == "Loaded image: big:1\n"
+        check = cli.run("system", "check")
+        assert "damage" not in check.stdout, check.stdout
+        if check.stdout == "The store is consistent.\n" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert check.stdout == "The store is consistent.\n", check.stdout
 
 
 def test_kill_9_in_the_middle_of_an_import(cli: BerthCLI) -> None:
@@ -130,9 +145,8 @@ def test_kill_9_in_the_middle_of_an_import(cli: BerthCLI) -> None:
             process.wait()
         check = cli.run("system", "check")
         assert "damage" not in check.stdout, check.stdout
-        assert cli.run("system", "check", "--repair").returncode == 0
+        _repair_once_the_command_is_gone(cli)
     assert cli("images", "-q") == ""
-    assert cli("system", "check") == "The store is consistent.\n"
 
 
 def _tamper(archive: str, out: str, change: str) -> None:
