@@ -25,6 +25,7 @@ import sys
 
 from berth import trace
 from berth.cli import main as cli_main
+from berth.runtime import mounts
 from berth.runtime.cgroups import warm
 from berth.store import db, trees
 
@@ -112,33 +113,10 @@ def _only_on_the_root_filesystem(paths: list[str]) -> bool:
     if not paths:
         return False
     try:
-        with open("/proc/self/mountinfo", "rb") as f:
-            points = [_unescape(line.split(b" ", 5)[4]) for line in f]
-    except (OSError, IndexError):
+        mountinfo = mounts.read_mountinfo()
+    except OSError:
         return False
-    for path in paths:
-        real = os.path.realpath(path)
-        under = max((p for p in points if p == "/" or real == p or real.startswith(p + "/")),
-                    key=len, default="")
-        if under != "/":
-            return False
-    return True
-
-
-def _unescape(field: bytes) -> str:
-    """A mountinfo field, its octal escapes (``\\040``) decoded."""
-    text = os.fsdecode(field)
-    if "\\" not in text:
-        return text
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and text[i + 1:i + 4].isdigit():
-            out.append(chr(int(text[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
+    return all(mounts.mount_point_of(os.path.realpath(path), mountinfo) == "/" for path in paths)
 
 
 def _stop_listening(conn: socket.socket) -> None:

@@ -406,13 +406,11 @@ class Launcher:
 
     def _forget(self, record: ContainerRecord, *, volumes: bool) -> None:
         """The second half of :meth:`remove`: the record, the dirs, the anonymous volumes."""
-        with self.store.db.write():
-            used = self._forget_record(record)
-        self._forget_files(record, used, volumes=volumes)
+        self._forget_files(record, self._forget_record(record), volumes=volumes)
 
     def _forget_record(self, record: ContainerRecord) -> list[str]:
-        """The record and its ``destroy`` event (in the caller's transaction); the volumes
-        it used."""
+        """The record and its ``destroy`` event, in one transaction (the caller's, if it is
+        in one); the volumes it used."""
         from berth.containers.events import container_event
 
         with self.store.db.write() as conn:

@@ -359,15 +359,21 @@ def prepare_root(rootfs: str, propagation: str | None) -> None:
 
 def _make_parent_private(rootfs: str) -> None:
     """pivot_root refuses a new root whose parent mount is shared."""
-    best = ""
-    for fields in read_mountinfo():
-        point = _unescape(fields[4])
-        if (rootfs == point or rootfs.startswith(point.rstrip("/") + "/")) and len(point) > len(
-            best
-        ):
-            best = point
+    best = mount_point_of(rootfs)
     if best:
         syscalls.mount(None, best, None, MS_PRIVATE, None)
+
+
+def mount_point_of(path: str, mountinfo: list[list[str]] | None = None) -> str:
+    """Where the mount that ``path`` (absolute, its symlinks resolved) is on is mounted: the
+    longest mount point of ``mountinfo`` (default: this process's) at or above it; "" if
+    none is."""
+    best = ""
+    for fields in mountinfo if mountinfo is not None else read_mountinfo():
+        point = _unescape(fields[4])
+        if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
+            best = point
+    return best
 
 
 # ---------------------------------------------------------------------------------------------

@@ -344,13 +344,8 @@ class CgroupManager(abc.ABC):
         made: list[str] = []
         try:  # the usual case: the parents are there (one mkdir, not one that fails each)
             return [directory] if self.fs.mkdir(directory) else []
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise ContainerError(
-                f"cannot create cgroup {directory}: {exc.strerror}",
-                hint="berth needs root (or a delegated cgroup) to make cgroups",
-            ) from exc
+        except OSError:
+            pass  # a parent is missing (made below), or the walk below says what fails
         for _attempt in range(5):
             current = mount_point
             try:
