@@ -49,6 +49,7 @@ IDLE_SECONDS = 120.0
 # another was left may keep the next from being forked (until it ends).
 SPARES = 2
 SPARE_WAIT_SECONDS = 1.0
+PAGES_SUFFIX = ".pages"  # beside the socket: what the spares copy ahead (runtime.prefault)
 _REQUEST_TIMEOUT = 5.0
 _MAX_REQUEST = 16 << 20
 # the environment a client must share with the server: what the interpreter read at its start
@@ -184,6 +185,13 @@ class Server:
             if self.stopping:
                 self._stop_serving()
         self._stop_serving()
+        # what its commands were seen to write (its workers, all ended now, learned it)
+        pages = self.path + PAGES_SUFFIX
+        if prefault.LearnedPages.load(pages, self.pid) is not None:
+            try:
+                os.unlink(pages)
+            except OSError:
+                pass
         return 0
 
     def _stop(self, signum: int, frame: object) -> None:
@@ -356,7 +364,11 @@ class Server:
             cgroups.read_layout_ahead()
         except (OSError, BerthError):
             pass  # a `berth run` does it itself
-        prefault.copy_private_memory(hurry)
+        # the pages this server's commands were seen to write, copied now rather than by
+        # the command; with nothing learned yet, none: this spare's command learns them
+        learned = prefault.LearnedPages.load(self.path + PAGES_SUFFIX, self.pid)
+        if learned is not None:
+            prefault.copy_private_memory(hurry, learned.ranges)
         os.close(hurry)
         os.sched_setscheduler(0, policy, param)
         self.control_peer.send(b"ready %d" % os.getpid())
@@ -376,7 +388,12 @@ class Server:
             conn.sendmsg([b"A%d\n" % os.getpid()],
                          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", pidfd))])
             os.close(pidfd)
-            os._exit(forkworker.run(conn, request))
+            code = forkworker.run(conn, request)
+            try:  # the client has its status: what this command wrote, for the next spares
+                prefault.learn(self.path + PAGES_SUFFIX, self.pid, _command_name(request.args))
+            except Exception:
+                pass
+            os._exit(code)
 
     def _admit(self, conn: socket.socket) -> forkworker.Request | None:
         """The request on ``conn`` if this spare may run it (and the server was told it is
@@ -604,3 +621,16 @@ def _die_with_parent(server_pid: int = 0) -> None:
     if server_pid and os.getppid() != server_pid:
         os._exit(0)  # the server is already gone
 
+
+def _command_name(args: list[str]) -> str:
+    """The command a client's arguments name (``run`` in ``--root /s run -d img``), a key for
+    what its pages are learned under (berth.runtime.prefault); "" for none."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ("--root", "--log-level", "-l"):
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return ""

@@ -400,6 +400,45 @@ def test_two_spares_and_none_made_beside_a_command_while_one_is_left(
     _wait_for_spares(forkserver, server, 2)  # and two again once both are over
 
 
+def test_spares_copy_ahead_what_commands_were_seen_to_write(forkserver: ForkServer,
+                                                            busybox: str) -> None:
+    """The first commands of a name teach the server which pages they write
+    (berth.runtime.prefault); its later spares copy those, not all; the server takes what
+    it learned with it when it leaves."""
+    from berth.runtime.prefault import LEARN_TIMES, LearnedPages
+
+    server = forkserver.start()
+    socket = forkserver.socket()
+    assert socket is not None
+
+    def learned_runs() -> int:
+        """The `run`s learned, once LEARN_TIMES are and 0.3 s has passed (a worker learns
+        after its client has the status)."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            learned = LearnedPages.load(socket + ".pages", server)
+            if learned is not None and learned.counts.get("run", 0) >= LEARN_TIMES:
+                time.sleep(0.3)
+                learned = LearnedPages.load(socket + ".pages", server)
+                assert learned is not None
+                return learned.counts["run"]
+            time.sleep(0.02)
+        raise AssertionError("the server's workers learned no `run`")
+
+    for _ in range(LEARN_TIMES):
+        assert forkserver.run("run", "--rm", busybox, "true").returncode == 0
+    assert learned_runs() == LEARN_TIMES
+    assert forkserver.run("run", "--rm", busybox, "true").returncode == 0
+    assert learned_runs() == LEARN_TIMES  # then no more: enough to know
+    learned = LearnedPages.load(socket + ".pages", server)
+    assert learned is not None
+    written = sum(end - start for start, end in learned.ranges)
+    assert 0 < written < 64 << 20
+    os.kill(server, signal.SIGTERM)
+    _wait_gone(server)
+    assert not os.path.exists(socket + ".pages")
+
+
 def test_refuses_another_namespace_and_changed_code(forkserver: ForkServer, client: str) -> None:
     server = forkserver.start()
     forkserver.command = client
