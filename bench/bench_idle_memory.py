@@ -134,6 +134,10 @@ class Berth:
         from berth.store.paths import StorePaths
 
         shutil.rmtree(StorePaths.at(self.root).run_dir, ignore_errors=True)  # /run/berth-<hash>
+        from berth.runtime.cgroups import prune_parent
+
+        with contextlib.suppress(Exception):  # the store's parent cgroup, kept between runs
+            prune_parent(StorePaths.at(self.root).host_name("berth"))
 
 
 # ---------------------------------------------------------------------------------- podman

@@ -33,16 +33,15 @@ def create_container(
 ) -> ContainerRecord:
     records = ContainerRecords(store)
     volumes = VolumeStore(store)
-    name = (
-        check_name(options.name)
-        if options.name
-        else random_name(lambda n: records.name_taken(n) is not None)
-    )
-    taken = records.name_taken(name)
-    if taken is not None:
-        from berth.containers.records import name_in_use
+    if options.name:  # taken: said before anything is made (the insert checks it again)
+        name = check_name(options.name)
+        taken = records.name_taken(name)
+        if taken is not None:
+            from berth.containers.records import name_in_use
 
-        raise name_in_use(name, taken)
+            raise name_in_use(name, taken)
+    else:
+        name = random_name(lambda n: records.name_taken(n) is not None)
     container_id = os.urandom(32).hex()  # what secrets.token_hex(32) is
     config = _config(options, image_config, container_id)
     entrypoint = config.get("Entrypoint") or []

@@ -90,7 +90,9 @@ class BerthRuntime:
     def __init__(self, state_root: str) -> None:
         from berth.runtime.container import Runtime
 
-        self.runtime = Runtime(state_root)
+        # the store's parent cgroup stays between containers (`berth system reset` takes
+        # it away): not made and removed again for each one
+        self.runtime = Runtime(state_root, keep_cgroup_parents=True)
 
     def run(
         self,

@@ -43,16 +43,19 @@ def _real_module() -> Any:
 
 
 def open_manager(
-    cgroups_path: str | None, container_id: str, resources: dict[str, Any] | None
+    cgroups_path: str | None, container_id: str, resources: dict[str, Any] | None,
+    *, keep_parents: bool = False,
 ) -> tuple[CgroupManager, list[str]]:
-    """The manager for a new container, and notes for the log."""
+    """The manager for a new container, and notes for the log. ``keep_parents``: the
+    parent cgroups its create makes stay after its destroy."""
     module = _real_module()
     if module is None:
         notes = ["berth.runtime.cgroups is not available: the container gets no cgroup"]
         if resources and any(k != "devices" for k in resources):
             notes.append(f"resource limits not applied: {', '.join(sorted(resources))}")
         return NoCgroups(), notes
-    manager: CgroupManager = module.open_manager(cgroups_path, container_id)
+    manager: CgroupManager = module.open_manager(cgroups_path, container_id,
+                                                 keep_parents=keep_parents)
     return manager, []
 
 

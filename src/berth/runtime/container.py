@@ -78,11 +78,16 @@ class Runtime:
     """One state root (``/run/berth-runtime`` unless told) and the operations on its
     containers."""
 
-    __slots__ = ("log", "root")
+    __slots__ = ("keep_cgroup_parents", "log", "root")
 
-    def __init__(self, root: str = DEFAULT_STATE_ROOT, log: RuntimeLog | None = None) -> None:
+    def __init__(self, root: str = DEFAULT_STATE_ROOT, log: RuntimeLog | None = None, *,
+                 keep_cgroup_parents: bool = False) -> None:
         self.root = os.path.abspath(root)
         self.log = log or RuntimeLog.quiet()
+        # whether the parent cgroups a container's create makes stay after its delete
+        # (berth's engine keeps its store's parent, as Docker keeps /docker; the
+        # `berth-runtime` command removes them once empty): CgroupManager.keep_parents
+        self.keep_cgroup_parents = keep_cgroup_parents
 
     @property
     def seccomp_cache(self) -> str:
@@ -222,7 +227,8 @@ class Runtime:
             warm.start()  # the init's move into its cgroups then skips a grace period
             resources = linux.get("resources")
             manager, notes = cgroup_adapter.open_manager(
-                linux.get("cgroupsPath"), container_id, resources
+                linux.get("cgroupsPath"), container_id, resources,
+                keep_parents=self.keep_cgroup_parents,
             )
             manager.create(resources)
             trace.mark("runtime: cgroup created")

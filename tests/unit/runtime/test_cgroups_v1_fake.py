@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from berth.errors import InvalidArgument
-from berth.runtime.cgroups import CgroupFS, Layout, V1Manager, manager_from_state, open_manager
+from berth.runtime.cgroups import (
+    CgroupFS,
+    Layout,
+    V1Manager,
+    manager_from_state,
+    open_manager,
+    prune_parent,
+)
 
 UNLIMITED = "9223372036854771712"
 FILES = {
@@ -134,6 +141,25 @@ def test_new_cpusets_get_their_parents_cpus_and_mems(tree: Tree) -> None:
         assert text(root / "cpuset" / level / "cpuset.mems") == "0"
     manager.add_process(99)  # would be ENOSPC with an empty cpuset
     assert (root / "unified" / "berth-test" / "c1").is_dir()
+
+
+def test_an_engine_keeps_the_parent_until_it_is_pruned(tree: Tree) -> None:
+    """berth's engine keeps its store's parent between containers (keep_parents): in each
+    hierarchy, with the cpuset's CPUs and memory nodes; `system reset` prunes it."""
+    root, fs, layout = tree
+    for container in ("c1", "c2"):
+        manager = open_manager(None, container, parent="berth-test", layout=layout, fs=fs,
+                               keep_parents=True)
+        manager.create(None)
+        manager.add_process(99)
+        manager_from_state(manager.to_state(), fs=fs).destroy()  # as a later delete does
+        for hierarchy in ("memory", "cpuset", "unified"):
+            assert not (root / hierarchy / "berth-test" / container).exists()
+            assert (root / hierarchy / "berth-test").is_dir()
+        assert text(root / "cpuset" / "berth-test" / "cpuset.cpus") == "0-3"
+    prune_parent("berth-test", layout=layout, fs=fs)
+    for hierarchy in ("memory", "cpuset", "unified"):
+        assert not (root / hierarchy / "berth-test").exists()
 
 
 def test_cpuset_limits(tree: Tree) -> None:

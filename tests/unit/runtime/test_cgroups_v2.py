@@ -309,6 +309,23 @@ def test_destroy_of_the_only_container_removes_its_parent(tree: Tree) -> None:
     assert (root / "cgroup.procs").exists()
 
 
+def test_an_engine_keeps_the_parent_until_it_is_pruned(tree: Tree) -> None:
+    """berth's engine keeps its store's parent between containers (keep_parents), as
+    Docker keeps /docker; `system reset` prunes it."""
+    root, fs, layout = tree
+    for container in ("c1", "c2"):
+        manager = open_manager(None, container, parent="berth-test", layout=layout, fs=fs,
+                               keep_parents=True)
+        manager.create(None)
+        assert (root / "berth-test" / container).is_dir()
+        again = manager_from_state(manager.to_state(), fs=fs)  # as a later delete finds it
+        again.destroy()
+        assert not (root / "berth-test" / container).exists()
+        assert (root / "berth-test").is_dir()
+    prune_parent("berth-test", layout=layout, fs=fs)
+    assert not (root / "berth-test").exists()
+
+
 def test_destroy_refuses_while_processes_remain(
     tree: Tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -98,12 +98,22 @@ def open_manager(
     layout: Layout | None = None,
     fs: CgroupFS | None = None,
     proc_cgroup: str = PROC_CGROUP,
+    keep_parents: bool = False,
 ) -> CgroupManager:
     """The manager for a container's cgroup (nothing is created until ``.create()``).
 
     ``layout`` and ``fs`` default to this host's; tests pass a :class:`Layout` pointing at a
-    fake tree and a :class:`CgroupFS` that behaves like the kernel's.
+    fake tree and a :class:`CgroupFS` that behaves like the kernel's. ``keep_parents``: the
+    parents ``.create()`` makes stay after ``.destroy()`` (see ``CgroupManager``).
     """
+    manager = _open_manager(cgroups_path, container_id, parent, layout, fs, proc_cgroup)
+    manager.keep_parents = keep_parents
+    return manager
+
+
+def _open_manager(cgroups_path: str | None, container_id: str, parent: str,
+                  layout: Layout | None, fs: CgroupFS | None, proc_cgroup: str
+                  ) -> CgroupManager:
     path = resolve_cgroups_path(cgroups_path, container_id, parent)
     layout = layout or _host_layout()
     own = own_cgroups(proc_cgroup) if not path.startswith("/") else {}

@@ -305,10 +305,21 @@ class CgroupManager(abc.ABC):
     version: int
     path: str
 
+    # Whether the parents :meth:`create` makes stay when the cgroup is destroyed (berth's
+    # engine keeps its store's parent, as Docker keeps /docker: making it again for each
+    # container costs a mkdir and an rmdir per hierarchy, and the cpuset's CPUs and memory
+    # nodes; `berth system reset` takes it away). By default they go once empty.
+    keep_parents = False
+
     def __init__(self, path: str, fs: CgroupFS | None = None) -> None:
         self.path = path
         self.fs = fs or REAL_FS
         self.created: list[str] = []
+
+    def _note_made(self, made: list[str], leaf: str) -> None:
+        """Remember the directories :meth:`_mkdirs` made, for :meth:`destroy` to remove: the
+        leaf, and the parents unless they are kept."""
+        self.created += [d for d in made if d == leaf] if self.keep_parents else made
 
     # --- files ---------------------------------------------------------------------------
 
@@ -439,7 +450,7 @@ class CgroupManager(abc.ABC):
     @abc.abstractmethod
     def destroy(self) -> None:
         """Remove the cgroup (waiting for exiting processes), and the parents it made that
-        are now empty."""
+        are now empty (unless it keeps them: :attr:`keep_parents`)."""
 
     @abc.abstractmethod
     def to_state(self) -> dict[str, Any]:

@@ -79,7 +79,7 @@ class V1Manager(CgroupManager):
     def create(self, resources: Mapping[str, Any] | None = None) -> None:
         try:
             for mount, directory in self._distinct():
-                self.created += self._mkdirs(mount, directory)
+                self._note_made(self._mkdirs(mount, directory), directory)
             if "cpuset" in self.dirs:
                 self._fill_cpusets(self.mounts["cpuset"], self.dirs["cpuset"])
             self._apply(resources or {}, creating=True)

@@ -98,9 +98,9 @@ class V2Manager(CgroupManager):
         try:
             parent = posixpath.dirname(self.directory)
             if parent != self.mount:
-                self.created += self._mkdirs(self.mount, parent)
+                self._note_made(self._mkdirs(self.mount, parent), self.directory)
             self._enable_controllers()  # before the leaf exists, so it has every file
-            self.created += self._mkdirs(self.mount, self.directory)
+            self._note_made(self._mkdirs(self.mount, self.directory), self.directory)
             self._apply(resources or {}, updating=False)
         except BaseException:
             try:
