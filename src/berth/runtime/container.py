@@ -254,7 +254,9 @@ class Runtime:
             # While the init sets the container up (on another CPU if there is one): what
             # does not need it ready. From here a `state` query finds the container (as
             # created); if the init then fails, the state goes with the rest (_abandon).
-            start_time = state.process_start_time(pid)
+            # (the init is this process's child: even if it has already exited, which a
+            # container started at once may have, its pid is not reused until reaped)
+            start_time = state.process_start_time(pid, exited_child=True)
             if start_time is not None:
                 record = ContainerRecord(
                     container_id,

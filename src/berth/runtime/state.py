@@ -57,9 +57,13 @@ def rfc3339_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
 
 
-def process_start_time(pid: int) -> int | None:
+def process_start_time(pid: int, *, exited_child: bool = False) -> int | None:
     """Field 22 of ``/proc/PID/stat`` (start time in clock ticks), None when the process is
-    gone or a zombie. Together with the pid it names one process even if the pid is reused."""
+    gone or a zombie. Together with the pid it names one process even if the pid is reused.
+
+    ``exited_child``: ``pid`` is this process's child, not reaped yet (so its pid is not
+    reused): a zombie's start time too. A container created and started in one may have run
+    its program and exited before its creator looks (``true`` on a busy host)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
@@ -67,7 +71,7 @@ def process_start_time(pid: int) -> int | None:
         return None
     fields = data[data.rfind(b")") + 2 :].split()
     # fields[0] is field 3 (state); field 22 is fields[19]
-    if fields[0] in (b"Z", b"X"):
+    if fields[0] in (b"Z", b"X") and not exited_child:
         return None
     return int(fields[19])
 

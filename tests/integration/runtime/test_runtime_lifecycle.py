@@ -402,6 +402,29 @@ def test_create_with_start_runs_the_program_at_once(runtime: Runtime, bundle: Bu
         runtime.delete(cid, force=True)
 
 
+def test_create_with_start_of_a_program_done_before_its_creator_looks(
+        runtime: Runtime, bundle: BundleFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container created and started in one may have run its program and exited before
+    its creator, on a busy host, reads its init's start time: the create still succeeds
+    (it was "exited during create", exit 125, for a `berth run busybox true` now and then)
+    and the exit status is the program's."""
+    from berth.runtime.cgroups import warm
+
+    stop = warm.stop
+
+    def descheduled() -> None:  # right after [go]: the init sets up, runs and exits meanwhile
+        stop()
+        time.sleep(1.0)
+
+    monkeypatch.setattr(warm, "stop", descheduled)
+    cid = new_id()
+    try:
+        runtime.create(cid, bundle(["sh", "-c", "exit 3"]), stdio=(0, 1, 2), start=True)
+        assert runtime.wait(cid) == 3
+    finally:
+        runtime.delete(cid, force=True)
+
+
 def test_create_with_start_takes_the_spec_it_is_given(runtime: Runtime,
                                                       bundle: BundleFactory) -> None:
     """The caller's spec is the one run (the launcher has just written it: no second read),
