@@ -83,8 +83,51 @@ def test_stops_by_itself_after_its_limit() -> None:
     assert out.split() == ["ended"]
 
 
+def test_a_start_while_running_keeps_it_going_for_another_limit() -> None:
+    """A fork server starts it whenever a spare takes a command: with commands coming
+    faster than LIMIT, it goes on until LIMIT after the last."""
+    out = _run(
+        """
+        warm.LIMIT = 0.3
+        alone = threads()
+        began = time.monotonic()
+        warm.start()
+        wait_for(lambda: threads() == alone + 1)
+        time.sleep(0.2)
+        warm.start()  # at 0.2 s: now until 0.5 s
+        time.sleep(0.2)
+        print(threads() - alone)  # at 0.4 s, past the first start's 0.3
+        wait_for(lambda: threads() == alone)
+        print(time.monotonic() - began >= 0.45)
+        """
+    )
+    assert out.split() == ["1", "True"]
+
+
+def test_a_fork_starts_its_own() -> None:
+    """The thread is not in a fork (a fork server's spare): its start() starts one."""
+    out = _run(
+        """
+        alone = threads()
+        warm.start()
+        wait_for(lambda: threads() == alone + 1)
+        pid = os.fork()
+        if pid == 0:
+            mine = threads()
+            warm.start()
+            wait_for(lambda: threads() == mine + 1)
+            warm.stop()
+            wait_for(lambda: threads() == mine)
+            os._exit(0)
+        print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+        warm.stop()
+        """
+    )
+    assert out.split() == ["0"]
+
+
 def test_starts_again_once_it_stopped_by_itself() -> None:
-    """A fork server's spare starts it when forked; a command that comes after its limit
+    """A fork server starts it for its next command; a command that comes after its limit
     (a quiet host) starts it again for its own container (berth run's handler does)."""
     out = _run(
         """

@@ -12,10 +12,13 @@ nothing: the grace period passes in the background, and the real move of the con
 finds the lock warm. The thread stops when told (once the init has joined) or after two
 seconds, whichever comes first; a later :func:`start` starts it again.
 
-The fork server's spare (``berth.cli.forkserver``) starts it as soon as it is forked, so that
-for a command it serves the grace period has passed before the command even arrives, and
-again when a connection comes after those two seconds (a quiet host): the grace period then
-passes while the command is read and its container prepared.
+In a fork server (``berth.cli.forkserver``) the server's own thread keeps it warm between
+commands: it starts (or goes on for two more seconds) when the server starts and whenever a
+spare takes a command, so that for the next command the grace period has passed before it
+arrives. A spare starts its own only once it accepts a command (for a command after a quiet
+spell, when the server's has run out: the grace period then passes while the command is read
+and its container prepared), not while it waits: a thread waking every 3 ms costs ~40 µs of
+CPU a wake-up on these machines, and a waiting thread in each spare was two more.
 
 ``BERTH_NO_WARM=1`` in the environment turns it off (``bench/bench_run.py`` measures both).
 Only ``_thread`` is used (not ``threading``, which costs a millisecond or two to import on
@@ -33,22 +36,28 @@ LIMIT = 2.0  # seconds: never longer than this, whatever happens to the caller
 STACK_SIZE = 256 << 10
 
 _flag: list[bool] = [False]  # the running thread's flag: it goes on while this is true
+_deadline: list[float] = [0.0]  # and until this time.monotonic()
 
 
 def start() -> None:
-    """Start keeping the lock warm (a no-op if it is kept warm already or cannot be)."""
-    global _flag
-    if _flag[0] or os.environ.get("BERTH_NO_WARM"):
+    """Start keeping the lock warm for :data:`LIMIT` seconds, or for :data:`LIMIT` seconds
+    from now if it is kept warm already (a no-op if it cannot be)."""
+    global _flag, _deadline
+    if os.environ.get("BERTH_NO_WARM"):
+        return
+    if _flag[0]:
+        _deadline[0] = time.monotonic() + LIMIT
         return
     path = own_procs_file()
     if path is None:
         return
     _flag = [True]
+    _deadline = [time.monotonic() + LIMIT]
     # a small stack: the loop needs little, and a fork server's spare copies its memory
     # up front (berth.cli.forkserver), 8 MiB of default stack included
     default = _thread.stack_size(STACK_SIZE)
     try:
-        _thread.start_new_thread(_keep_warm, (path, _flag))
+        _thread.start_new_thread(_keep_warm, (path, _flag, _deadline))
     finally:
         _thread.stack_size(default)
 
@@ -56,6 +65,15 @@ def start() -> None:
 def stop() -> None:
     """Stop the thread (it ends at its next wake-up; nothing waits for it)."""
     _flag[0] = False
+
+
+def _forked() -> None:
+    """In a fork: the parent's thread is not here (a later start() starts one)."""
+    global _flag
+    _flag = [False]
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def own_procs_file() -> str | None:
@@ -84,24 +102,27 @@ def own_procs_file() -> str | None:
     return None
 
 
-def _keep_warm(path: str, flag: list[bool]) -> None:
+def _keep_warm(path: str, flag: list[bool], deadline: list[float]) -> None:
     try:
-        write_until(path, flag, time.monotonic() + LIMIT)
+        write_until(path, flag, deadline)
     finally:
         flag[0] = False  # done: a later start() starts again (a stop() meanwhile changes nothing)
 
 
-def write_until(path: str, flag: list[bool], deadline: float) -> None:
+def write_until(path: str, flag: list[bool], deadline: float | list[float]) -> None:
     """Write this process's pid into ``path`` (its own ``cgroup.procs``) every
-    :data:`INTERVAL` while ``flag[0]`` is true, until ``deadline`` (``time.monotonic()``);
-    the loop of :func:`start`'s thread (``bench/bench_run.py`` runs it with no deadline)."""
+    :data:`INTERVAL` while ``flag[0]`` is true, until ``deadline`` (``time.monotonic()``, or
+    a list whose first item is, read at each write: :func:`start` moves it); the loop of
+    :func:`start`'s thread (``bench/bench_run.py`` runs it with no deadline)."""
+    if not isinstance(deadline, list):
+        deadline = [deadline]
     pid = str(os.getpid()).encode()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError:
         return
     try:
-        while flag[0] and time.monotonic() < deadline:
+        while flag[0] and time.monotonic() < deadline[0]:
             os.write(fd, pid)
             time.sleep(INTERVAL)
     except OSError:
