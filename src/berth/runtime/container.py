@@ -653,6 +653,8 @@ class Runtime:
         preserve_fds: int = 0,
     ) -> int:
         """Run ``process_spec`` (a spec ``process``) in the container and wait: its exit code."""
+        if console_socket is None:
+            process_spec = _sized_as_our_terminal(process_spec, stdio)
         waiter = ForegroundWaiter()
         proxy: TtyProxy | None = None
         ours = None
@@ -824,6 +826,23 @@ def _console_for(
         return None, None
     theirs, ours = console.console_socketpair()
     return theirs, ours
+
+
+def _sized_as_our_terminal(process_spec: dict[str, Any],
+                           stdio: tuple[int, int, int] | None) -> dict[str, Any]:
+    """A foreground process with a terminal of its own: given the size of the terminal this
+    process proxies it to (its ``consoleSize``, set before the process runs), unless it says
+    one. The proxy sets it too, but only once it has the pty: the process runs by then, and
+    one that asks at once (``stty size``, a full-screen program drawing) could find 0x0."""
+    if not process_spec.get("terminal") or process_spec.get("consoleSize"):
+        return process_spec
+    from berth.runtime import console
+
+    stdin, stdout = (stdio[0], stdio[1]) if stdio else (0, 1)
+    size = console.get_window_size(stdin) or console.get_window_size(stdout)
+    if not size or not all(size):
+        return process_spec
+    return {**process_spec, "consoleSize": {"height": size[0], "width": size[1]}}
 
 
 def _start_proxy(sock: socket_module.socket, stdio: tuple[int, int, int] | None) -> TtyProxy:

@@ -120,3 +120,29 @@ def test_exec_tty(runtime: Runtime, bundle: BundleFactory) -> None:
         assert "/dev/pts/0\n30 90\n" in output
     finally:
         runtime.delete(cid, force=True)
+
+
+def test_exec_tty_has_the_size_before_it_runs(runtime: Runtime, bundle: BundleFactory,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A foreground exec's pty has its terminal's size before the process runs, not only
+    once the proxy has it (a `stty size` at once found 0x0 now and then on a busy host)."""
+    from berth.runtime import console
+
+    monkeypatch.setattr(console.TtyProxy, "resize", lambda self: None)  # the proxy's, late
+    cid = new_id()
+    runtime.create(cid, bundle(["sleep", "1000"]))
+    runtime.start(cid)
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 90, 0, 0))
+    try:
+        process = {"terminal": True, "args": ["sh", "-c", "stty size; exit 5"], "cwd": "/",
+                   "env": ["PATH=/bin:/usr/bin"], "user": {"uid": 0, "gid": 0}}
+        assert runtime.exec(cid, process, stdio=(slave, slave, slave)) == 5
+        os.close(slave)
+        slave = -1
+        assert "30 90" in _read_until_closed(master).replace("\r", "")
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+        runtime.delete(cid, force=True)
