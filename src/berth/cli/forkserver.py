@@ -351,8 +351,8 @@ class Server:
             spare.close()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        # the server keeps the kernel's cgroup-migration lock warm for this spare's command
-        # (see _on_control), not a thread of the spare's and then of its worker's own
+        # while it waits, the server keeps the kernel's cgroup-migration lock warm for its
+        # command (see _on_control): no thread of its own until it accepts one (below)
         # The spare gets ready while a command may still run (the one that took the previous
         # spare): only on CPU time nothing else wants (SCHED_IDLE), so it slows that command
         # down little and the next command finds a spare ready. On a busy host it may not get
