@@ -439,6 +439,27 @@ def test_spares_copy_ahead_what_commands_were_seen_to_write(forkserver: ForkServ
     assert not os.path.exists(socket + ".pages")
 
 
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def test_the_server_keeps_the_cgroup_lock_warm_not_each_waiting_spare(
+        forkserver: ForkServer, busybox: str) -> None:
+    """After a command, the server's one thread keeps the cgroup-migration lock warm for
+    the next (berth.runtime.cgroups.warm); its spares wait without a thread of their own
+    (each waking every 3 ms would cost CPU), and it ends on its own two seconds later."""
+    server = forkserver.start()
+    assert forkserver.run("run", "--rm", busybox, "true").returncode == 0
+    assert _threads(server) == 2  # the server and its warm-up, for two seconds from the run
+    _wait_for_spares(forkserver, server, 2)
+    spares = _spares(forkserver, server)
+    assert [_threads(pid) for pid in spares] == [1, 1], [_describe(pid) for pid in spares]
+    deadline = time.monotonic() + 10
+    while _threads(server) != 1:
+        assert time.monotonic() < deadline, "the server's warm-up did not end by itself"
+        time.sleep(0.05)
+
+
 def test_refuses_another_namespace_and_changed_code(forkserver: ForkServer, client: str) -> None:
     server = forkserver.start()
     forkserver.command = client
