@@ -32,16 +32,18 @@
    Throughout, a thread of the benchmark keeps the kernel's cgroup-migration lock warm (it
    writes its own pid into its own cgroup every 3 ms, as ``berth.runtime.cgroups.warm`` does):
    a process that joins a cgroup when nobody has for a while first waits for an RCU grace
-   period (7-25 ms here), and without the thread, berth's own warm-up (its fork server's spare
-   keeps the lock warm for two seconds, and the commands follow each other closely) would warm
-   it for the peers' runs that follow berth's, and not for all of them alike. So this part
+   period (7-25 ms here), and without the thread, berth's own warm-up (its fork server keeps
+   the lock warm for two seconds after each command, and the commands follow each other
+   closely) would warm it for the peers' runs that follow berth's, and not for all of them
+   alike. So this part
    compares the engines on a busy host, where the lock is always warm.
 1b. Runs in a row, as a script makes them: ``berth``, ``runc`` and ``crun`` (the first rows of
    part 1), 10 runs of one with nothing in between, the three taking turns,
    ``--back-to-back-blocks`` blocks each (the lock kept warm). berth's fork server makes the
    next spare beside a command that follows another closely, and after one that came after a
    quiet spell (``berth.cli.forkserver``): this part measures the first case, part 1 the
-   second.
+   second. It also prints the host's busy CPU time a run (``/proc/stat``, every process and
+   kernel thread, up to 0.15 s after each block): on two CPUs, runs in a row are bound by it.
 2. The same on a quiet host: ``berth``, ``runc``, ``crun`` and ``podman`` (the first rows of
    part 1), interleaved, ``--quiet-runs`` rounds, each run after 2.5 s with no cgroup joined
    (longer than berth's warm-up lasts, and than a grace period): each pays the grace period as
@@ -347,6 +349,7 @@ def run_once(cmd: list[str], env: dict[str, str], round_id: int) -> tuple[float,
 
 
 CPU: dict[str, list[float]] = {}  # CPU seconds of each command's runs, beside the wall clock
+HOST_CPU: dict[str, list[float]] = {}  # part 1b: the host's busy CPU seconds a run, per block
 
 
 def interleaved(setup: Setup, cmds: dict[str, list[str]], runs: int, *, pause: float = 0.0
@@ -378,11 +381,21 @@ QUIET_ROWS = ("berth run --rm --network none", "runc run", "crun run",
               "podman run --rm --network none")
 
 
+def busy_cpu_seconds() -> float:
+    """The host's busy CPU time so far (``/proc/stat``: all CPUs, all processes and the
+    kernel's own threads; not idle, iowait or steal)."""
+    with open("/proc/stat") as f:
+        fields = [int(value) for value in f.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def back_to_back(setup: Setup, cmds: dict[str, list[str]], runs: int, blocks: int
                  ) -> dict[str, list[float]]:
     """Each command ``runs`` times in a row, as a script runs it (nothing in between), once
     per block; the commands take turns, the order rotated every block; block 0 warms up. The
-    mean time of a run in each block."""
+    mean time of a run in each block; the host's busy CPU time a run goes to HOST_CPU (in a
+    row, on two CPUs, that is what limits: berth's fork server works beside its commands)."""
     samples: dict[str, list[float]] = {name: [] for name in cmds}
     names = list(cmds)
     run_id = 1000
@@ -392,11 +405,15 @@ def back_to_back(setup: Setup, cmds: dict[str, list[str]], runs: int, blocks: in
             env = setup.env if {BERTH, BERTH_PYTHON_LAUNCHER} & set(cmds[name]) else ENV
             time.sleep(BUSY_PAUSE)
             start = time.perf_counter()
+            busy = busy_cpu_seconds()
             for _ in range(runs):
                 run_id += 1
                 run_once(cmds[name], env, run_id)
             if block:
                 samples[name].append((time.perf_counter() - start) / runs)
+                # what the block left running (a spare being made) counts, up to the pause
+                time.sleep(BUSY_PAUSE)
+                HOST_CPU.setdefault(name, []).append((busy_cpu_seconds() - busy) / runs)
     return samples
 
 
@@ -607,6 +624,10 @@ def main() -> int:
                                  in_a_row, cpu_shown=False)
             report_ratios(", runs in a row", row_medians["berth run --rm --network none"],
                           row_medians)
+            print("  the host's busy CPU a run (/proc/stat, all processes, the benchmark's "
+                  "own and its warm-up thread included), median of the blocks:")
+            for name, values in HOST_CPU.items():
+                print(f"    {name:<34} {ms(statistics.median(values))}")
         if options.quiet_runs:
             quiet_results = interleaved(
                 setup, {name: commands[name] for name in QUIET_ROWS}, options.quiet_runs,
