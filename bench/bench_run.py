@@ -430,7 +430,7 @@ class LockKeptWarm:
             raise RuntimeError("cannot find this process's cgroup.procs to keep the lock warm")
         self.flag = [True]
         self.thread = threading.Thread(target=warm.write_until,
-                                       args=(path, self.flag, float("inf")), daemon=True)
+                                       args=(path, self.flag, [float("inf")]), daemon=True)
 
     def __enter__(self) -> LockKeptWarm:
         self.thread.start()

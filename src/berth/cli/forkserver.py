@@ -394,7 +394,8 @@ class Server:
             os.close(pidfd)
             code = forkworker.run(conn, request)
             try:  # the client has its status: what this command wrote, for the next spares
-                prefault.learn(self.path + PAGES_SUFFIX, self.pid, _command_name(request.args))
+                prefault.learn(self.path + PAGES_SUFFIX, self.pid, _command_name(request.args),
+                               learned)
             except Exception:
                 pass
             os._exit(code)

@@ -72,6 +72,12 @@ def get_window_size(fd: int) -> tuple[int, int] | None:
     return rows, cols
 
 
+def proxied_size(stdin: int, stdout: int) -> tuple[int, int] | None:
+    """The size of the terminal a foreground container's pty is proxied to: its stdin's, or
+    its stdout's when stdin is not a terminal."""
+    return get_window_size(stdin) or get_window_size(stdout)
+
+
 def setup_container_console(
     sock: socket_module.socket, size: dict[str, int] | None, bind_dev_console: bool
 ) -> None:
@@ -149,7 +155,7 @@ class TtyProxy:
         self.resize()
 
     def resize(self) -> None:
-        size = get_window_size(self.stdin) or get_window_size(self.stdout)
+        size = proxied_size(self.stdin, self.stdout)
         if size:
             set_window_size(self.master, *size)
 

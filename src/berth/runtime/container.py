@@ -838,8 +838,7 @@ def _sized_as_our_terminal(process_spec: dict[str, Any],
         return process_spec
     from berth.runtime import console
 
-    stdin, stdout = (stdio[0], stdio[1]) if stdio else (0, 1)
-    size = console.get_window_size(stdin) or console.get_window_size(stdout)
+    size = console.proxied_size(*((stdio[0], stdio[1]) if stdio else (0, 1)))
     if not size or not all(size):
         return process_spec
     return {**process_spec, "consoleSize": {"height": size[0], "width": size[1]}}

@@ -195,9 +195,13 @@ class LearnedPages:
                 pass
 
 
-def learn(path: str, server_pid: int, command: str) -> None:
+def learn(path: str, server_pid: int, command: str, known: LearnedPages | None = None) -> None:
     """After a command: add the pages this process wrote to what ``server_pid``'s spares
-    copy ahead, unless enough commands of this name were learned already."""
+    copy ahead, unless enough commands of this name were learned already. ``known``: what
+    was learned when this process read the file last (the spare did, to copy ahead): if it
+    had enough, the file is not read again."""
+    if known is not None and not known.wants(command):
+        return
     learned = LearnedPages.load(path, server_pid) or LearnedPages(server_pid, {}, [])
     if not learned.wants(command):
         return

@@ -109,13 +109,11 @@ def _keep_warm(path: str, flag: list[bool], deadline: list[float]) -> None:
         flag[0] = False  # done: a later start() starts again (a stop() meanwhile changes nothing)
 
 
-def write_until(path: str, flag: list[bool], deadline: float | list[float]) -> None:
+def write_until(path: str, flag: list[bool], deadline: list[float]) -> None:
     """Write this process's pid into ``path`` (its own ``cgroup.procs``) every
-    :data:`INTERVAL` while ``flag[0]`` is true, until ``deadline`` (``time.monotonic()``, or
-    a list whose first item is, read at each write: :func:`start` moves it); the loop of
-    :func:`start`'s thread (``bench/bench_run.py`` runs it with no deadline)."""
-    if not isinstance(deadline, list):
-        deadline = [deadline]
+    :data:`INTERVAL` while ``flag[0]`` is true, until ``deadline[0]`` (``time.monotonic()``,
+    read at each write: :func:`start` moves it); the loop of :func:`start`'s thread
+    (``bench/bench_run.py`` runs it with no deadline, ``[inf]``)."""
     pid = str(os.getpid()).encode()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
